@@ -1,0 +1,229 @@
+"""Every number and string the loop must share with OpenVLA's training.
+
+A VLA is only as good as the agreement between how its training data was
+prepared and how the evaluation loop prepares what it feeds the model. The
+three silent failures of the chapter are each a broken agreement. This module
+keeps all of them in one place, each with the source it was taken from, so a
+reader can audit the loop against OpenVLA's code line by line.
+
+Sources (repository ``openvla/openvla`` unless said otherwise):
+
+* ``experiments/robot/libero/run_libero_eval.py`` (RLE)
+* ``experiments/robot/libero/libero_utils.py`` (LU)
+* ``experiments/robot/openvla_utils.py`` (OU)
+* ``experiments/robot/robot_utils.py`` (RU)
+* ``prismatic/vla/action_tokenizer.py`` (AT)
+* ``prismatic/extern/hf/modeling_prismatic.py`` (MP)
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+# --- Prompts -----------------------------------------------------------------
+
+#: OpenVLA-7B and its LIBERO fine-tunes (OU ``get_vla_action``); the
+#: instruction is lower-cased before it is inserted.
+CANONICAL_PROMPT = "In: What action should the robot take to {instruction}?\nOut:"
+
+#: The chapter's ``bad_prompt`` drill (§2.4, Exercise 2.x.1): same words,
+#: no ``In:``/``Out:`` scaffold.
+REPHRASED_PROMPT = "What action should the robot take? {instruction}"
+
+PROMPT_TEMPLATES = {"canonical": CANONICAL_PROMPT, "rephrased": REPHRASED_PROMPT}
+
+# --- Rendering and image preprocessing -----------------------------------------
+
+#: ``OffScreenRenderEnv(camera_heights=256, camera_widths=256)`` (LU ``get_libero_env``).
+RENDER_SIZE = 256
+#: Camera the policy sees (LU ``get_libero_image``: ``obs["agentview_image"]``).
+CAMERA = "agentview"
+#: OpenVLA's input resolution (OU ``resize_image`` to 224 x 224).
+MODEL_INPUT_SIZE = 224
+#: The LIBERO fine-tunes were trained with random-resized-crop of area 0.9, so
+#: evaluation crops the centre with sides sqrt(0.9) of the image (OU, ``center_crop=True``).
+CENTER_CROP_AREA = 0.9
+#: ``env.seed(0)`` after construction (LU: "seed seems to affect object
+#: positions even when using fixed initial state").
+ENV_SEED = 0
+
+
+def rotate_180(image: np.ndarray) -> np.ndarray:
+    """Rotate a rendered frame by 180 degrees, as OpenVLA's training data was.
+
+    robosuite renders OpenGL-style (upside down); LU ``get_libero_image`` does
+    ``img[::-1, ::-1]``: rows *and* columns.
+    """
+    return image[::-1, ::-1]
+
+
+def jpeg_round_trip(image: np.ndarray, quality: int = 95) -> np.ndarray:
+    """Encode and decode as JPEG, as the RLDS dataset builder stored frames (OU ``resize_image``)."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image)).save(buffer, format="JPEG", quality=quality)
+    return np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
+
+
+def resize_lanczos(image: np.ndarray, size: int = MODEL_INPUT_SIZE) -> np.ndarray:
+    """Antialiased Lanczos resize to ``size`` x ``size``, rounded and clipped to uint8.
+
+    OpenVLA uses ``tf.image.resize(method="lanczos3", antialias=True)``; PIL's
+    LANCZOS is the closest non-TensorFlow filter. TensorFlow is not installable
+    beside this project's pins, so the pixel difference between the two was not
+    measured here (see docs, "The loop, box by box").
+    """
+    resized = Image.fromarray(np.ascontiguousarray(image)).resize((size, size), Image.LANCZOS)
+    return np.asarray(resized, dtype=np.uint8)
+
+
+def center_crop(image: np.ndarray, area: float = CENTER_CROP_AREA) -> np.ndarray:
+    """Crop the centre (sides ``sqrt(area)`` of the image) and resize back (OU ``crop_and_resize``)."""
+    height, width = image.shape[:2]
+    scale = float(np.sqrt(area))
+    crop_h, crop_w = int(round(height * scale)), int(round(width * scale))
+    top, left = (height - crop_h) // 2, (width - crop_w) // 2
+    cropped = image[top : top + crop_h, left : left + crop_w]
+    return np.asarray(Image.fromarray(np.ascontiguousarray(cropped)).resize((width, height), Image.BILINEAR))
+
+
+def prepare_image(frame: np.ndarray, flip_image: bool = True) -> np.ndarray:
+    """Turn a raw 256 x 256 render into the 224 x 224 image handed to the policy.
+
+    LU ``get_libero_image`` rotates, OU ``resize_image`` does the JPEG round
+    trip and the Lanczos resize. ``flip_image=False`` is the chapter's
+    ``no_flip`` drill: the only change is the missing rotation. The centre
+    crop, when the checkpoint wants it, is the policy's job (OU ``get_vla_action``).
+    """
+    image = rotate_180(frame) if flip_image else frame
+    return resize_lanczos(jpeg_round_trip(image))
+
+
+# --- Episode timing ------------------------------------------------------------
+
+#: RLE: for the first 10 steps objects are still falling into place; send this.
+NUM_WAIT_STEPS = 10
+WAIT_ACTION = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0)
+
+#: RLE ``max_steps`` per suite (steps after the wait, from the longest demo).
+MAX_STEPS = {
+    "libero_spatial": 220,
+    "libero_object": 280,
+    "libero_goal": 300,
+    "libero_10": 520,
+    "libero_90": 400,
+}
+
+#: RLE: 50 trials per task; episode ``i`` starts from official initial state ``i``.
+NUM_INIT_STATES = 50
+
+#: RU ``set_seed_everywhere(7)`` is the evaluation default seed in OpenVLA.
+OPENVLA_EVAL_SEED = 7
+
+# --- Action tokenizer and detokenizer -----------------------------------------
+
+ACTION_DIM = 7
+#: AT: 256 uniform bins over [-1, 1]; 255 bin centres.
+N_ACTION_BINS = 256
+BINS = np.linspace(-1.0, 1.0, N_ACTION_BINS)
+BIN_CENTERS = (BINS[:-1] + BINS[1:]) / 2.0
+#: MP: the gripper is not normalised (mask false); translations and rotations are.
+ACTION_MASK = (True, True, True, True, True, True, False)
+#: MP ``predict_action``: token 29871 (Llama's empty "▁") is appended to the
+#: prompt when it is not already last.
+LLAMA_EMPTY_TOKEN_ID = 29871
+
+
+def tokens_to_normalized(token_ids: np.ndarray, vocab_size: int) -> np.ndarray:
+    """OpenVLA's detokenizer: action token ids -> bin centres in [-1, 1] (MP ``predict_action``).
+
+    Any id below the action range (a text token) clips to the top bin: the
+    detokenizer has no notion of "not an action".
+    """
+    discretized = vocab_size - np.asarray(token_ids, dtype=np.int64)
+    discretized = np.clip(discretized - 1, 0, BIN_CENTERS.shape[0] - 1)
+    return BIN_CENTERS[discretized]
+
+
+def normalized_to_tokens(normalized: np.ndarray, vocab_size: int) -> np.ndarray:
+    """OpenVLA's action tokenizer: values in [-1, 1] -> the last 256 vocabulary ids (AT ``__call__``)."""
+    clipped = np.clip(np.asarray(normalized, dtype=np.float64), -1.0, 1.0)
+    return vocab_size - np.digitize(clipped, BINS)
+
+
+def normalize_actions(actions: np.ndarray, q01: np.ndarray, q99: np.ndarray, mask=ACTION_MASK) -> np.ndarray:
+    """Training-time bounds-q99 normalisation (prismatic ``normalize_action_and_proprio``)."""
+    actions = np.asarray(actions, dtype=np.float64)
+    scaled = np.clip(2.0 * (actions - q01) / (q99 - q01 + 1e-8) - 1.0, -1.0, 1.0)
+    return np.where(np.asarray(mask), scaled, actions)
+
+
+def unnormalize_actions(normalized: np.ndarray, q01, q99, mask=ACTION_MASK) -> np.ndarray:
+    """MP ``predict_action``: ``0.5 * (x + 1) * (q99 - q01) + q01`` where masked, pass-through elsewhere."""
+    normalized = np.asarray(normalized, dtype=np.float64)
+    q01, q99 = np.asarray(q01, dtype=np.float64), np.asarray(q99, dtype=np.float64)
+    return np.where(np.asarray(mask), 0.5 * (normalized + 1.0) * (q99 - q01) + q01, normalized)
+
+
+def postprocess_gripper(action: np.ndarray) -> np.ndarray:
+    """Model gripper (1 = open, in [0, 1]) -> LIBERO gripper (-1 = open, +1 = close).
+
+    RU ``normalize_gripper_action(binarize=True)`` maps [0, 1] to [-1, 1] and
+    takes the sign; RU ``invert_gripper_action`` flips it for LIBERO.
+    """
+    action = np.array(action, dtype=np.float64, copy=True)
+    action[-1] = -np.sign(2.0 * action[-1] - 1.0)
+    return action
+
+
+def gripper_to_training(env_gripper: float) -> float:
+    """LIBERO gripper (-1 open, +1 close) -> training convention (1 open, 0 close)."""
+    return float((1.0 - np.sign(env_gripper)) / 2.0)
+
+
+# --- Statistics keys ------------------------------------------------------------
+
+
+def resolve_unnorm_key(requested: str, available) -> str:
+    """Pick the statistics key as RLE does, raising OpenVLA's own error text.
+
+    RLE: ``unnorm_key = task_suite_name``; if that is absent but
+    ``f"{name}_no_noops"`` is present, use it. MP then asserts the key exists.
+    """
+    keys = sorted(available)
+    if requested in keys:
+        return requested
+    if f"{requested}_no_noops" in keys:
+        return f"{requested}_no_noops"
+    raise KeyError(
+        f"The `unnorm_key` you chose ({requested!r}) is not in the set of available dataset "
+        f"statistics, please choose from: {keys}"
+    )
+
+
+#: OpenVLA's published statistics for Bridge V2 (``bridge_orig``), from the
+#: openvla-7b base checkpoint's ``norm_stats`` as copied in public code
+#: (e.g. microsoft/Magma). Actions are in metres and radians.
+BRIDGE_ORIG_ACTION_STATS = {
+    "q01": [-0.02872725307941437, -0.04170349963009357, -0.026093858778476715,
+            -0.08092105075716972, -0.09288699507713317, -0.20718276381492615, 0.0],
+    "q99": [0.028309678435325586, 0.040855254605412394, 0.040161586627364146,
+            0.08192047759890528, 0.07792850524187081, 0.20382574498653397, 1.0],
+    "mean": [0.0002334194869035855, 0.00013004911306779832, -0.00012762474943883717,
+             -0.0001556558854645118, -0.0004039328487124294, 0.00023557482927571982, 0.5764579176902771],
+    "std": [0.009765930473804474, 0.013689135201275349, 0.012667362578213215,
+            0.028534092009067535, 0.030637972056865692, 0.07691419124603271, 0.4973701536655426],
+    "mask": list(ACTION_MASK),
+}
+
+#: openvla-7b-finetuned-libero-object's ``libero_object_no_noops`` action
+#: statistics (454 trajectories, 66984 transitions); for reference and tests.
+OPENVLA_LIBERO_OBJECT_ACTION_STATS = {
+    "q01": [-0.5383928418159485, -0.8758928775787354, -0.9375, -0.06964285671710968,
+            -0.11678571254014969, -0.15964286029338837, 0.0],
+    "q99": [0.8464285731315613, 0.84375, 0.9375, 0.08142857253551483,
+            0.14892856776714325, 0.0867857113480568, 1.0],
+    "mask": list(ACTION_MASK),
+}

@@ -1,0 +1,140 @@
+"""Demonstrations for the teaching model, prepared the way OpenVLA's LIBERO data was.
+
+The scripted expert runs on fresh layouts that LIBERO samples at reset (never
+the 50 official initial states, which are kept for evaluation). As in
+OpenVLA's regenerated LIBERO datasets, no-op steps are removed, failed demos
+are dropped and frames are rotated 180 degrees. The frames then go through the
+loop's own image path (JPEG round trip, Lanczos to 224) and the teaching
+model's processor resize, and are stored as JPEG to keep the data small.
+
+Noise injection (DART, Laskey et al. 2017): the executed action is the
+expert's plus Gaussian noise, the stored label is the expert's clean action,
+so the data covers the small mistakes a learner will make.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from vla_ch2 import conventions as C
+from vla_ch2.env import LiberoTask, quiet_robosuite
+from vla_ch2.expert import ScriptedExpert
+
+#: Layout seeds for demonstrations start here, far from anything evaluation uses.
+LAYOUT_SEED_BASE = 100_000
+
+
+@dataclass
+class DemoConfig:
+    """How demonstrations are collected."""
+
+    suite: str = "libero_object"
+    per_task: int = 30
+    image_size: int = 128
+    jpeg_quality: int = 85
+    noise_translation: float = 0.3
+    noise_rotation: float = 0.05
+    noisy_fraction: float = 0.7
+    max_steps: int = 280
+    seed: int = 0
+
+
+def is_noop(action: np.ndarray, previous: np.ndarray | None) -> bool:
+    """OpenVLA's no-op test: no arm motion and the same gripper command as before."""
+    return bool(np.linalg.norm(action[:-1]) < 1e-4 and previous is not None and action[-1] == previous[-1])
+
+
+def encode_frame(frame: np.ndarray, size: int, quality: int) -> bytes:
+    """Raw render -> the loop's 224 image -> the model's input size, as JPEG bytes."""
+    image = Image.fromarray(C.prepare_image(frame, flip_image=True))
+    if image.size != (size, size):
+        image = image.resize((size, size), Image.BILINEAR)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def collect_task(task_id: int, cfg: DemoConfig, out_dir: Path, progress=None) -> dict:
+    """Collect ``cfg.per_task`` tries on one task; keep the successful ones in ``task_<id>.npz``."""
+    quiet_robosuite()
+    rng = np.random.default_rng(cfg.seed * 1000 + task_id)
+    task = LiberoTask(cfg.suite, task_id)
+    target = task.env.env.obj_of_interest[0]
+    frames, actions, episodes = [], [], []
+    tries, kept, noops, start = 0, 0, 0, time.time()
+    try:
+        for k in range(cfg.per_task):
+            tries += 1
+            obs = task.reset(layout_seed=LAYOUT_SEED_BASE + 1000 * task_id + k + 100 * cfg.seed)
+            for _ in range(C.NUM_WAIT_STEPS):
+                obs, _, _, _ = task.step(C.WAIT_ACTION)
+            expert = ScriptedExpert(target)
+            noisy = rng.random() < cfg.noisy_fraction
+            demo_frames, demo_actions, previous, done = [], [], None, False
+            for _ in range(cfg.max_steps):
+                clean = expert.act(obs)
+                executed = clean.copy()
+                if noisy:
+                    executed[:3] += rng.normal(0.0, cfg.noise_translation, 3)
+                    executed[3:6] += rng.normal(0.0, cfg.noise_rotation, 3)
+                    executed[:6] = np.clip(executed[:6], -1.0, 1.0)
+                if is_noop(clean, previous):
+                    noops += 1
+                else:
+                    demo_frames.append(encode_frame(task.frame(obs), cfg.image_size, cfg.jpeg_quality))
+                    demo_actions.append(clean)
+                previous = clean
+                obs, _, done, _ = task.step(executed)
+                if done:
+                    break
+            if done:  # failed demos are dropped
+                kept += 1
+                frames += demo_frames
+                actions += demo_actions
+                episodes += [k] * len(demo_actions)
+            if progress:
+                progress(task_id, k, done)
+    finally:
+        task.close()
+    offsets = np.cumsum([0] + [len(f) for f in frames])
+    np.savez(
+        out_dir / f"task_{task_id}.npz",
+        jpeg=np.frombuffer(b"".join(frames), dtype=np.uint8),
+        offsets=offsets.astype(np.int64),
+        actions=np.asarray(actions, dtype=np.float32).reshape(-1, 7),
+        episodes=np.asarray(episodes, dtype=np.int32),
+        task_id=np.int32(task_id),
+        language=np.array(task.language),
+    )
+    summary = {
+        "task_id": task_id, "language": task.language, "tries": tries, "kept": kept,
+        "frames": len(actions), "noops_removed": noops, "seconds": round(time.time() - start, 1),
+    }
+    with open(out_dir / f"task_{task_id}.json", "w", encoding="utf-8") as handle:
+        json.dump({"summary": summary, "config": asdict(cfg)}, handle, indent=2)
+    return summary
+
+
+def load_task_demos(path: Path) -> dict:
+    """Read one ``task_<id>.npz`` back: JPEG frames, actions, episode ids, instruction."""
+    with np.load(path) as data:
+        jpeg, offsets = data["jpeg"], data["offsets"]
+        return {
+            "frames": [jpeg[a:b].tobytes() for a, b in zip(offsets[:-1], offsets[1:])],
+            "actions": data["actions"],
+            "episodes": data["episodes"],
+            "task_id": int(data["task_id"]),
+            "language": str(data["language"]),
+        }
+
+
+def decode_frame(data: bytes) -> np.ndarray:
+    """JPEG bytes -> HxWx3 uint8."""
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))

@@ -1,0 +1,151 @@
+"""The simulator box: a LIBERO task, rendered headless on the CPU.
+
+One :class:`LiberoTask` holds one robosuite environment for one task of one
+suite. Building it costs several seconds, so the loop and the sweep reuse it
+across episodes (``reset`` then ``set_init_state``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vla_ch2 import conventions as C
+
+
+def setup_rendering() -> None:
+    """Choose headless rendering before MuJoCo is imported.
+
+    EGL renders on the CPU through Mesa (or on a GPU where one exists). A user
+    who set ``MUJOCO_GL`` (``osmesa`` is the usual fallback) keeps their choice.
+    ``PYOPENGL_PLATFORM`` must agree with it.
+    """
+    backend = os.environ.setdefault("MUJOCO_GL", "egl")
+    if backend in ("egl", "osmesa"):
+        os.environ.setdefault("PYOPENGL_PLATFORM", backend)
+
+
+class SimulatorUnavailable(RuntimeError):
+    """LIBERO or its renderer cannot be used on this machine."""
+
+
+def _import_libero():
+    """Import LIBERO quietly and without any interactive prompt."""
+    setup_rendering()
+    # LIBERO asks on first import where to keep its config unless the file exists.
+    config_dir = os.environ.setdefault("LIBERO_CONFIG_PATH", os.path.expanduser("~/.libero"))
+    os.makedirs(config_dir, exist_ok=True)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            from libero.libero import benchmark, get_libero_path
+            from libero.libero.envs import OffScreenRenderEnv
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        raise SimulatorUnavailable(
+            f"could not import LIBERO ({type(exc).__name__}: {exc}). Install the project "
+            "(`make setup`), and if rendering fails set MUJOCO_GL=osmesa after "
+            "`apt-get install libosmesa6`."
+        ) from exc
+    return benchmark, get_libero_path, OffScreenRenderEnv
+
+
+def suite_names() -> list[str]:
+    """Names of the LIBERO suites this library knows step limits for."""
+    return sorted(C.MAX_STEPS)
+
+
+@dataclass
+class LiberoTask:
+    """One LIBERO task with a live environment.
+
+    Parameters
+    ----------
+    suite : str
+        ``libero_object``, ``libero_spatial``, ``libero_goal``, ``libero_10`` or ``libero_90``.
+    task_id : int
+        Index of the task inside the suite.
+    resolution : int
+        Render size of the agentview camera (OpenVLA: 256).
+    """
+
+    suite: str
+    task_id: int
+    resolution: int = C.RENDER_SIZE
+    language: str = field(init=False)
+    init_states: np.ndarray = field(init=False, repr=False)
+    env: object = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.suite not in C.MAX_STEPS:
+            raise ValueError(f"unknown suite {self.suite!r}; choose one of {suite_names()}")
+        benchmark, get_libero_path, OffScreenRenderEnv = _import_libero()
+        with contextlib.redirect_stdout(io.StringIO()):
+            suite = benchmark.get_benchmark_dict()[self.suite]()
+        if not 0 <= self.task_id < suite.n_tasks:
+            raise ValueError(f"task {self.task_id} is out of range for {self.suite} (0..{suite.n_tasks - 1})")
+        task = suite.get_task(self.task_id)
+        self.language = task.language
+        self.init_states = np.asarray(suite.get_task_init_states(self.task_id))
+        bddl = os.path.join(get_libero_path("bddl_files"), task.problem_folder, task.bddl_file)
+        self.env = OffScreenRenderEnv(
+            bddl_file_name=bddl,
+            camera_heights=self.resolution,
+            camera_widths=self.resolution,
+            camera_names=[C.CAMERA],  # one camera: the wrist view would double the render cost
+        )
+        self.env.seed(C.ENV_SEED)
+
+    @property
+    def max_steps(self) -> int:
+        """Steps after the wait for this suite (OpenVLA's evaluation limit)."""
+        return C.MAX_STEPS[self.suite]
+
+    def reset(self, init_index: int | None = None, layout_seed: int | None = None) -> dict:
+        """Start an episode from an official initial state, or from a fresh layout.
+
+        ``init_index`` selects official initial state ``init_index`` (what
+        evaluation uses). ``layout_seed`` instead lets LIBERO sample a new
+        placement (what demonstrations use, so evaluation states stay unseen).
+        """
+        if layout_seed is not None:
+            self.env.seed(layout_seed)
+            obs = self.env.reset()
+            self.env.seed(C.ENV_SEED)
+            return obs
+        self.env.reset()
+        index = int(init_index or 0) % len(self.init_states)
+        return self.env.set_init_state(self.init_states[index])
+
+    def step(self, action) -> tuple[dict, float, bool, dict]:
+        """Step the simulator with a 7-D OSC_POSE delta action in [-1, 1]."""
+        return self.env.step(np.asarray(action, dtype=np.float64))
+
+    def frame(self, obs: dict) -> np.ndarray:
+        """The raw agentview render (upside down, as robosuite returns it)."""
+        return obs[f"{C.CAMERA}_image"]
+
+    def close(self) -> None:
+        """Release the renderer; robosuite prints EGL errors at exit otherwise."""
+        with contextlib.suppress(Exception):
+            self.env.close()
+
+    def __enter__(self) -> "LiberoTask":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def quiet_robosuite() -> None:
+    """Silence robosuite's macro-file warnings, which say nothing to a reader."""
+    import logging
+
+    logging.getLogger("robosuite").setLevel(logging.ERROR)
+    if not sys.warnoptions:
+        import warnings
+
+        warnings.filterwarnings("ignore", category=DeprecationWarning)

@@ -1,0 +1,132 @@
+"""A scripted expert for LIBERO-Object that reads privileged state.
+
+It is the teacher of the teaching model: it sees object positions the policy
+never sees (``obs["<object>_1_pos"]``, ``obs["basket_1_pos"]``,
+``obs["robot0_eef_pos"]``) and drives the end effector with a proportional
+controller in OSC_POSE delta actions: hover over the target, descend, close,
+lift, carry over the basket, open. Its phase is a function of the state it
+observes, so it can label any state, including ones a learner visits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+OPEN, CLOSE = -1.0, 1.0
+
+#: Height above the object's frame origin at which the fingers close, per
+#: object (metres). Measured per object with ``scripts/tune_expert.py``.
+GRASP_DZ = {
+    "default": 0.0,
+}
+
+
+@dataclass
+class ExpertConfig:
+    """Gains and heights of the scripted expert (metres, LIBERO world frame)."""
+
+    gain: float = 10.0
+    rot_gain: float = 1.0
+    hover: float = 0.10
+    carry_z: float = 0.30
+    close_steps: int = 15
+    descend_steps: int = 30
+    tolerance: float = 0.01
+    grasp_dz: dict = field(default_factory=lambda: dict(GRASP_DZ))
+
+
+class ScriptedExpert:
+    """Pick-and-place into the basket from privileged state.
+
+    Parameters
+    ----------
+    target : str
+        Object name as in the observation keys (``alphabet_soup_1``).
+    config : ExpertConfig
+        Gains and heights.
+    """
+
+    def __init__(self, target: str, config: ExpertConfig | None = None):
+        self.target = target
+        self.config = config or ExpertConfig()
+        self.phase = "approach"
+        self.counter = 0
+        self._home = None
+        self._rotation_error = np.zeros(3)
+
+    def _dz(self) -> float:
+        name = self.target.rsplit("_", 1)[0]
+        return self.config.grasp_dz.get(name, self.config.grasp_dz["default"])
+
+    def _move(self, goal: np.ndarray, eef: np.ndarray, gripper: float) -> np.ndarray:
+        action = np.zeros(7)
+        action[:3] = np.clip(self.config.gain * (goal - eef), -1.0, 1.0)
+        action[3:6] = np.clip(self.config.rot_gain * self._rotation_error, -1.0, 1.0)
+        action[6] = gripper
+        return action
+
+    def _update_rotation_error(self, quat_xyzw: np.ndarray) -> None:
+        """Axis-angle (radians, world frame) that brings the hand back to its first orientation."""
+        current = _quat_to_matrix(quat_xyzw)
+        if self._home is None:
+            self._home = current
+        self._rotation_error = _matrix_to_axis_angle(self._home @ current.T)
+
+    def act(self, obs: dict) -> np.ndarray:
+        """Return the next 7-D env action (gripper -1 open, +1 close)."""
+        cfg = self.config
+        eef = np.asarray(obs["robot0_eef_pos"], dtype=np.float64)
+        obj = np.asarray(obs[f"{self.target}_pos"], dtype=np.float64)
+        basket = np.asarray(obs["basket_1_pos"], dtype=np.float64)
+        self._update_rotation_error(np.asarray(obs["robot0_eef_quat"], dtype=np.float64))
+        if self.phase == "approach":
+            goal = obj + np.array([0.0, 0.0, cfg.hover])
+            if np.linalg.norm((goal - eef)[:2]) < cfg.tolerance and abs(goal[2] - eef[2]) < 2 * cfg.tolerance:
+                self.phase, self.counter = "descend", 0
+            return self._move(goal, eef, OPEN)
+        if self.phase == "descend":
+            goal = obj + np.array([0.0, 0.0, self._dz()])
+            self.counter += 1
+            # Fingers may touch the table before the goal: close after a timeout.
+            if np.linalg.norm(goal - eef) < cfg.tolerance or self.counter > cfg.descend_steps:
+                self.phase, self.counter = "close", 0
+            return self._move(goal, eef, OPEN)
+        if self.phase == "close":
+            self.counter += 1
+            if self.counter >= cfg.close_steps:
+                self.phase = "lift"
+            return self._move(eef, eef, CLOSE)
+        if self.phase == "lift":
+            goal = np.array([eef[0], eef[1], cfg.carry_z])
+            if eef[2] > cfg.carry_z - 2 * cfg.tolerance:
+                self.phase = "carry"
+            return self._move(goal, eef, CLOSE)
+        if self.phase == "carry":
+            goal = np.array([basket[0], basket[1], cfg.carry_z])
+            if np.linalg.norm((goal - eef)[:2]) < cfg.tolerance:
+                self.phase, self.counter = "release", 0
+            return self._move(goal, eef, CLOSE)
+        # release, then hold still with the gripper open
+        self.counter += 1
+        return self._move(eef, eef, OPEN)
+
+
+def _quat_to_matrix(q: np.ndarray) -> np.ndarray:
+    """Rotation matrix of a unit quaternion given as (x, y, z, w), robosuite's order."""
+    x, y, z, w = q / np.linalg.norm(q)
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+    ])
+
+
+def _matrix_to_axis_angle(m: np.ndarray) -> np.ndarray:
+    """Axis times angle of a rotation matrix (small-angle safe)."""
+    angle = np.arccos(np.clip((np.trace(m) - 1.0) / 2.0, -1.0, 1.0))
+    axis = np.array([m[2, 1] - m[1, 2], m[0, 2] - m[2, 0], m[1, 0] - m[0, 1]])
+    if angle < 1e-6:
+        return axis / 2.0
+    return axis * angle / (2.0 * np.sin(angle))

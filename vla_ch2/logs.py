@@ -1,0 +1,113 @@
+"""Step logs: one JSON line per step with the chapter's five fields.
+
+``step``, ``img_mean`` (mean of the image the policy saw), ``action`` (the
+seven env-action elements, rounded), ``reward`` and ``tag`` (which run wrote
+the line). The writer flushes every line so a killed run loses nothing it
+had done; the reader refuses a malformed line and says where it is.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+FIELDS = ("step", "img_mean", "action", "reward", "tag")
+ACTION_DECIMALS = 4
+
+
+class LogFormatError(ValueError):
+    """A step-log line that does not have the chapter's five fields."""
+
+
+def step_record(step: int, image: np.ndarray, action, reward: float, tag: str) -> dict:
+    """Build one log record from what the loop saw and did at one step."""
+    return {
+        "step": int(step),
+        "img_mean": round(float(np.mean(image)), 4),
+        "action": [round(float(a), ACTION_DECIMALS) for a in np.asarray(action).reshape(-1)],
+        "reward": float(reward),
+        "tag": str(tag),
+    }
+
+
+class StepLogWriter:
+    """Append step records to a ``.jsonl`` file, one flushed line each.
+
+    Use as a context manager. ``mode="w"`` starts the file anew.
+    """
+
+    def __init__(self, path: str | os.PathLike, mode: str = "w"):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, mode, encoding="utf-8")
+
+    def write(self, record: dict) -> None:
+        """Check and append one record."""
+        validate_record(record, where=str(self.path))
+        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> "StepLogWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def validate_record(record: dict, where: str = "record") -> dict:
+    """Raise :class:`LogFormatError` naming the field unless ``record`` is a valid step line."""
+    if not isinstance(record, dict):
+        raise LogFormatError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    missing = [f for f in FIELDS if f not in record]
+    if missing:
+        raise LogFormatError(f"{where}: missing field(s) {missing}; a step line needs {list(FIELDS)}")
+    if not isinstance(record["step"], int) or isinstance(record["step"], bool) or record["step"] < 0:
+        raise LogFormatError(f"{where}: field 'step' must be a non-negative integer, got {record['step']!r}")
+    for name in ("img_mean", "reward"):
+        value = record[name]
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            raise LogFormatError(f"{where}: field {name!r} must be a finite number, got {value!r}")
+    action = record["action"]
+    if not isinstance(action, list) or len(action) != 7:
+        raise LogFormatError(f"{where}: field 'action' must be a list of 7 numbers, got {action!r}")
+    if not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in action):
+        raise LogFormatError(f"{where}: field 'action' must hold numbers only, got {action!r}")
+    if not isinstance(record["tag"], str) or not record["tag"]:
+        raise LogFormatError(f"{where}: field 'tag' must be a non-empty string, got {record['tag']!r}")
+    return record
+
+
+def read_records(path: str | os.PathLike) -> list[dict]:
+    """Read and check every line of a step log; blank lines are not allowed either."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such step log (run `vla-ch2 episode ... --out {path}` first)")
+    records = []
+    with open(path, encoding="utf-8", errors="strict") as handle:
+        for number, line in enumerate(handle, start=1):
+            where = f"{path}, line {number}"
+            if not line.endswith("\n"):
+                raise LogFormatError(f"{where}: the last line is cut short (no newline); the run was interrupted")
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise LogFormatError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+            records.append(validate_record(record, where=where))
+    return records
+
+
+def read_log(path: str | os.PathLike):
+    """Load a step log into a pandas DataFrame, one row per step.
+
+    Columns: ``step``, ``img_mean``, ``action`` (list of 7), ``reward``, ``tag``.
+    """
+    import pandas as pd
+
+    return pd.DataFrame(read_records(path), columns=list(FIELDS))

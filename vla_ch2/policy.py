@@ -1,0 +1,158 @@
+"""Policies: an image and a prompt in, a 7-D action out.
+
+:class:`OpenVLAPolicy` holds the real loading and inference code of
+OpenVLA's LIBERO evaluation (``AutoModelForVision2Seq`` + ``AutoProcessor``,
+``predict_action(**inputs, unnorm_key=..., do_sample=False)``). It loads
+``openvla/openvla-7b-finetuned-libero-object`` on a GPU and the embedded
+teaching model on a CPU through the same lines.
+
+A policy never sees the toggles: the loop turns them into the image, the
+prompt string and the statistics key, which is all a real model receives.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from vla_ch2 import conventions as C
+
+#: The embedded teaching model, a Hugging Face directory shipped in the package.
+DEFAULT_MODEL = str(Path(__file__).parent / "checkpoints" / "teaching-vla-libero-object")
+#: The released OpenVLA fine-tune the chapter runs on a GPU.
+OPENVLA_LIBERO_OBJECT = "openvla/openvla-7b-finetuned-libero-object"
+
+
+class Policy(Protocol):
+    """What the loop needs from a policy."""
+
+    def predict(self, image: np.ndarray, prompt: str, unnorm_key: str) -> np.ndarray:
+        """Return the un-normalised 7-D action in the model's convention (gripper 1 = open)."""
+
+
+class ModelLoadError(RuntimeError):
+    """A checkpoint could not be loaded; the message says what to do."""
+
+
+def _checkpoint_hint(model: str) -> str:
+    return (
+        f"'{model}' is neither a local checkpoint directory nor reachable. Pass a directory that "
+        "holds config.json (e.g. the default teaching model) or, on a machine with a model hub, "
+        f"'{OPENVLA_LIBERO_OBJECT}' with --trust-remote-code."
+    )
+
+
+class OpenVLAPolicy:
+    """OpenVLA's inference path for any OpenVLA-shaped Hugging Face checkpoint.
+
+    Parameters
+    ----------
+    model : str
+        A local checkpoint directory or a hub id (hub ids need ``trust_remote_code=True``).
+    device : str or None
+        ``"cuda:0"``, ``"cpu"``; default: CUDA when available.
+    center_crop : bool
+        Crop the centre (area 0.9) before the processor, as the LIBERO fine-tunes need.
+    load_in_8bit, load_in_4bit : bool
+        bitsandbytes quantisation (GPU only), as OpenVLA's evaluation offers.
+    trust_remote_code : bool or None
+        Run the checkpoint's own modeling code. ``None``: yes for a local directory
+        (you have it on disk to read), no for a hub id unless asked explicitly.
+    """
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        device: str | None = None,
+        center_crop: bool = True,
+        load_in_8bit: bool = False,
+        load_in_4bit: bool = False,
+        trust_remote_code: bool | None = None,
+    ):
+        import torch
+        from transformers import AutoModelForVision2Seq, AutoProcessor
+
+        local = Path(model).is_dir()
+        if local and not (Path(model) / "config.json").is_file():
+            raise ModelLoadError(f"{model}: the directory has no config.json, so it is not a checkpoint")
+        if trust_remote_code is None:
+            trust_remote_code = local
+        if not trust_remote_code:
+            raise ModelLoadError(
+                f"{model} is not a local directory; loading it runs the checkpoint's own code. "
+                "Read it first, then pass --trust-remote-code (trust_remote_code=True)."
+            )
+        if (load_in_8bit or load_in_4bit) and not torch.cuda.is_available():
+            raise ModelLoadError("8-bit and 4-bit loading need a CUDA GPU and bitsandbytes")
+        self.device = torch.device(device or ("cuda:0" if torch.cuda.is_available() else "cpu"))
+        # bfloat16 on a GPU as OpenVLA's evaluation; float32 on a CPU, where bfloat16 is slow.
+        self.dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
+        kwargs = dict(torch_dtype=self.dtype, low_cpu_mem_usage=True, trust_remote_code=True)
+        if self.device.type == "cuda" and importlib.util.find_spec("flash_attn") is not None:
+            kwargs["attn_implementation"] = "flash_attention_2"
+        if load_in_8bit or load_in_4bit:
+            kwargs["load_in_8bit" if load_in_8bit else "load_in_4bit"] = True
+        try:
+            self.processor = AutoProcessor.from_pretrained(model, trust_remote_code=True)
+            self.vla = AutoModelForVision2Seq.from_pretrained(model, **kwargs)
+        except OSError as exc:
+            raise ModelLoadError(f"{_checkpoint_hint(model)} ({exc.__class__.__name__}: {str(exc).splitlines()[0]})") from None
+        if not (load_in_8bit or load_in_4bit):
+            self.vla = self.vla.to(self.device)
+        self.vla.eval()
+        self.model = model
+        self.center_crop = center_crop
+        self._load_local_statistics(model)
+        add_bridge_statistics(self.vla.norm_stats)
+
+    def _load_local_statistics(self, model: str) -> None:
+        """A ``dataset_statistics.json`` beside the weights overrides ``vla.norm_stats`` (OU ``get_vla``)."""
+        path = Path(model) / "dataset_statistics.json"
+        if path.is_file():
+            with open(path, encoding="utf-8") as handle:
+                self.vla.norm_stats = json.load(handle)
+
+    @property
+    def statistics_keys(self) -> list[str]:
+        """Keys of the statistics this checkpoint can un-normalise with."""
+        return sorted(self.vla.norm_stats)
+
+    def resolve_key(self, requested: str) -> str:
+        """The suite name, its ``_no_noops`` variant, or OpenVLA's error (RLE)."""
+        return C.resolve_unnorm_key(requested, self.vla.norm_stats)
+
+    def predict(self, image: np.ndarray, prompt: str, unnorm_key: str) -> np.ndarray:
+        """One forward pass: OU ``get_vla_action``."""
+        import torch
+        from PIL import Image
+
+        if self.center_crop:
+            image = C.center_crop(image)
+        pil = Image.fromarray(np.ascontiguousarray(image)).convert("RGB")
+        inputs = self.processor(prompt, pil).to(self.device, dtype=self.dtype)
+        with torch.inference_mode():
+            action = self.vla.predict_action(**inputs, unnorm_key=self.resolve_key(unnorm_key), do_sample=False)
+        return np.asarray(action, dtype=np.float64).reshape(-1)
+
+
+def add_bridge_statistics(norm_stats: dict) -> dict:
+    """Give a checkpoint OpenVLA's published ``bridge_orig`` statistics if it lacks them.
+
+    The LIBERO fine-tunes ship only their own statistics; the chapter's
+    ``bad_unnorm`` drill needs Bridge's to un-normalise with.
+    """
+    norm_stats.setdefault("bridge_orig", {"action": dict(C.BRIDGE_ORIG_ACTION_STATS)})
+    return norm_stats
+
+
+def load_policy(model: str | None = None, **kwargs) -> OpenVLAPolicy:
+    """Load ``model`` (default: the embedded teaching model) through OpenVLA's path."""
+    model = model or DEFAULT_MODEL
+    if not Path(model).exists() and os.sep in model and not model.count("/") == 1:
+        raise ModelLoadError(_checkpoint_hint(model))
+    return OpenVLAPolicy(model, **kwargs)

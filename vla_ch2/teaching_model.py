@@ -1,0 +1,433 @@
+"""The teaching model: how the embedded TeachVLA checkpoint is built and trained.
+
+The checkpoint itself (config, modeling and processing code, weights,
+statistics, tokenizer, model card) lives in ``vla_ch2/checkpoints/`` and is
+loaded like any OpenVLA checkpoint. This module makes it:
+
+1. :func:`text_corpus` and :func:`train_tokenizer`: a BPE tokenizer whose last
+   256 ids become the action tokens (OpenVLA overwrites Llama 2's 256 least
+   used tokens the same way);
+2. :func:`compute_statistics`: q01/q99 of the demonstrations' actions, stored
+   as ``libero_object_no_noops`` beside OpenVLA's published ``bridge_orig``;
+3. :func:`train`: behaviour cloning on action tokens, co-trained with a
+   language-modelling loss on plain text (the trunk is a language model, as
+   OpenVLA's Llama 2 is);
+4. :func:`export_checkpoint`: writes the Hugging Face directory.
+
+``python -m vla_ch2.teaching_model --help`` lists the commands; the model card
+gives the exact ones used for the shipped weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import io
+import json
+import math
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from vla_ch2 import conventions as C
+
+CHECKPOINT_DIR = Path(__file__).parent / "checkpoints" / "teaching-vla-libero-object"
+SUITE_KEY = "libero_object_no_noops"
+SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>"]
+
+
+def load_modeling(checkpoint_dir: Path = CHECKPOINT_DIR):
+    """Import the checkpoint's own ``modeling_teachvla.py`` (one source for both training and inference)."""
+    spec = importlib.util.spec_from_file_location("modeling_teachvla", checkpoint_dir / "modeling_teachvla.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# --- 1. Tokenizer ---------------------------------------------------------------
+
+
+def libero_instructions() -> list[str]:
+    """Language of every LIBERO task in every suite (read from the installed benchmark)."""
+    from vla_ch2.env import _import_libero
+
+    benchmark, _, _ = _import_libero()
+    texts = []
+    for name in ("libero_object", "libero_spatial", "libero_goal", "libero_10", "libero_90"):
+        suite = benchmark.get_benchmark_dict()[name]()
+        texts += [suite.get_task(i).language for i in range(suite.n_tasks)]
+    return texts
+
+
+def stdlib_text(max_chars: int = 1_500_000) -> list[str]:
+    """Plain English from the docstrings of Python's standard library, a free offline corpus."""
+    import warnings
+
+    texts, total = [], 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in sorted(sys.stdlib_module_names):
+            if name.startswith("_") or name in ("antigravity", "this", "idlelib", "tkinter", "turtle", "turtledemo"):
+                continue
+            try:
+                module = __import__(name)
+            except BaseException:  # noqa: BLE001 - some modules refuse to import here
+                continue
+            for obj in [module] + [getattr(module, n, None) for n in dir(module)[:200]]:
+                doc = getattr(obj, "__doc__", None)
+                if isinstance(doc, str) and len(doc) > 40 and getattr(obj, "__module__", name) == name:
+                    paragraph = " ".join(doc.split())
+                    texts.append(paragraph)
+                    total += len(paragraph)
+            if total > max_chars:
+                break
+    return texts
+
+
+def train_tokenizer(texts: list[str], vocab_size: int = 2048):
+    """A BPE tokenizer with Llama-style word-start markers ("▁") and a BOS prefix."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first")
+    tokenizer.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="first")
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, min_frequency=2)
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    tokenizer.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    return tokenizer
+
+
+# --- 2. Statistics -----------------------------------------------------------------
+
+
+def compute_statistics(actions: np.ndarray, n_trajectories: int) -> dict:
+    """OpenVLA's ``dataset_statistics.json`` entry for these actions (training convention gripper)."""
+    actions = np.asarray(actions, dtype=np.float64)
+    return {
+        "action": {
+            "mean": actions.mean(0).tolist(),
+            "std": actions.std(0).tolist(),
+            "max": actions.max(0).tolist(),
+            "min": actions.min(0).tolist(),
+            "q01": np.quantile(actions, 0.01, axis=0).tolist(),
+            "q99": np.quantile(actions, 0.99, axis=0).tolist(),
+            "mask": list(C.ACTION_MASK),
+        },
+        "num_transitions": int(actions.shape[0]),
+        "num_trajectories": int(n_trajectories),
+    }
+
+
+def to_training_convention(env_actions: np.ndarray) -> np.ndarray:
+    """Env actions (gripper -1 open / +1 close) -> training convention (gripper 1 open / 0 close)."""
+    actions = np.array(env_actions, dtype=np.float64, copy=True)
+    actions[:, 6] = (1.0 - np.sign(actions[:, 6])) / 2.0
+    return actions
+
+
+# --- 3. Dataset and training -----------------------------------------------------
+
+
+def load_dataset(data_dir: Path, tokenizer, vocab_size: int) -> dict:
+    """All demos as JPEG frames, prompt token ids and action token ids."""
+    from vla_ch2.demos import load_task_demos
+
+    frames, prompts, tokens, all_actions, n_traj = [], [], [], [], 0
+    prompt_cache = {}
+    for path in sorted(Path(data_dir).glob("task_*.npz")):
+        demo = load_task_demos(path)
+        actions = to_training_convention(demo["actions"])
+        all_actions.append(actions)
+        n_traj += len(set(demo["episodes"].tolist()))
+        language = demo["language"]
+        if language not in prompt_cache:
+            prompt = C.CANONICAL_PROMPT.format(instruction=language.lower())
+            prompt_cache[language] = tokenizer.encode(prompt).ids
+        frames += demo["frames"]
+        prompts += [prompt_cache[language]] * len(actions)
+    if not frames:
+        raise FileNotFoundError(f"{data_dir}: no task_*.npz demonstrations (run `python -m vla_ch2.teaching_model demos`)")
+    actions = np.concatenate(all_actions)
+    stats = compute_statistics(actions, n_traj)
+    a = stats["action"]
+    normalized = C.normalize_actions(actions, np.asarray(a["q01"]), np.asarray(a["q99"]))
+    tokens = C.normalized_to_tokens(normalized, vocab_size)
+    return {"frames": frames, "prompts": prompts, "tokens": tokens.astype(np.int64), "stats": stats}
+
+
+def random_resized_crop(image: np.ndarray, rng: random.Random, area: float = C.CENTER_CROP_AREA) -> np.ndarray:
+    """OpenVLA's LIBERO training augmentation: a random square crop of 90 % area, resized back."""
+    from PIL import Image
+
+    size = image.shape[0]
+    side = int(round(size * math.sqrt(area)))
+    top, left = rng.randint(0, size - side), rng.randint(0, size - side)
+    crop = Image.fromarray(image[top : top + side, left : left + side]).resize((size, size), Image.BILINEAR)
+    return np.asarray(crop)
+
+
+def _pixels(image: np.ndarray) -> np.ndarray:
+    return ((image.astype(np.float32) / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)
+
+
+def train(
+    data_dir: Path,
+    out_dir: Path,
+    tokenizer_path: Path,
+    text_path: Path | None,
+    steps: int = 6000,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    text_fraction: float = 0.25,
+    seed: int = 0,
+    device: str | None = None,
+    config_overrides: dict | None = None,
+) -> dict:
+    """Behaviour cloning on action tokens, co-trained on plain text; saves ``weights.pt`` + ``train.json``."""
+    import torch
+    import torch.nn.functional as F
+    from tokenizers import Tokenizer
+
+    from vla_ch2.demos import decode_frame
+
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    tokenizer = Tokenizer.from_file(str(tokenizer_path))
+    modeling = load_modeling()
+    cfg = modeling.TeachVLAConfig(vocab_size=tokenizer.get_vocab_size(), **(config_overrides or {}))
+    data = load_dataset(data_dir, tokenizer, cfg.vocab_size)
+    print(f"[train] {len(data['frames'])} frames; decoding images", flush=True)
+    images = np.stack([decode_frame(f) for f in data["frames"]])
+    text_ids = []
+    if text_path is not None and text_fraction > 0:
+        for line in Path(text_path).read_text(encoding="utf-8").splitlines():
+            ids = tokenizer.encode(line).ids + [cfg.eos_token_id]
+            for i in range(0, max(1, len(ids) - 8), cfg.max_text_len):
+                chunk = ids[i : i + cfg.max_text_len]
+                if len(chunk) >= 8:
+                    text_ids.append(chunk)
+    print(f"[train] {len(text_ids)} text chunks; config {cfg.to_dict() if hasattr(cfg, 'to_dict') else cfg}", flush=True)
+
+    core = modeling.TeachVLACore(cfg).to(device)
+    n_params = sum(p.numel() for p in core.parameters())
+    opt = torch.optim.AdamW(core.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.95))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.05)
+    n = len(images)
+    start, log = time.time(), []
+    prompt_arr = data["prompts"]
+    empty = tokenizer.token_to_id("▁")
+    for step in range(steps):
+        core.train()
+        idx = np.random.default_rng(seed * 100003 + step).integers(0, n, batch_size)
+        crops = np.stack([_pixels(random_resized_crop(images[i], rng)) for i in idx])
+        pixel_values = torch.from_numpy(crops).to(device)
+        # [BOS + prompt + "▁"] then 7 action tokens; loss on the action tokens only.
+        rows = [prompt_arr[i] + [empty] + data["tokens"][i].tolist() for i in idx]
+        length = max(len(r) for r in rows)
+        input_ids = torch.full((batch_size, length), cfg.pad_token_id, dtype=torch.long)
+        labels = torch.full((batch_size, length), -100, dtype=torch.long)
+        for b, r in enumerate(rows):
+            input_ids[b, : len(r)] = torch.tensor(r)
+            labels[b, len(r) - 7 : len(r)] = torch.tensor(r[-7:])
+        input_ids, labels = input_ids.to(device), labels.to(device)
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda")):
+            logits = core(input_ids[:, :-1], pixel_values)[:, cfg.n_patches :]
+            loss_action = F.cross_entropy(logits.reshape(-1, cfg.vocab_size).float(), labels[:, 1:].reshape(-1))
+            loss_text = torch.zeros((), device=device)
+            if text_ids:
+                k = max(1, int(batch_size * text_fraction))
+                chunks = [text_ids[rng.randrange(len(text_ids))] for _ in range(k)]
+                tl = max(len(c) for c in chunks)
+                t = torch.full((k, tl), cfg.pad_token_id, dtype=torch.long)
+                tlab = torch.full((k, tl), -100, dtype=torch.long)
+                for b, c in enumerate(chunks):
+                    t[b, : len(c)] = torch.tensor(c)
+                    tlab[b, : len(c)] = torch.tensor(c)
+                t, tlab = t.to(device), tlab.to(device)
+                tlogits = core(t[:, :-1])
+                loss_text = F.cross_entropy(tlogits.reshape(-1, cfg.vocab_size).float(), tlab[:, 1:].reshape(-1))
+            loss = loss_action + loss_text
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(core.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        if step % 200 == 0 or step == steps - 1:
+            with torch.no_grad():
+                pred = logits.argmax(-1)
+                mask = labels[:, 1:] != -100
+                acc = (pred[mask] == labels[:, 1:][mask]).float().mean().item()
+            entry = {"step": step, "loss_action": round(loss_action.item(), 4), "loss_text": round(loss_text.item(), 4),
+                     "token_acc": round(acc, 4), "seconds": round(time.time() - start, 1)}
+            log.append(entry)
+            print(f"[train] {entry}", flush=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().float().cpu() for k, v in core.state_dict().items()}
+    torch.save(state, out_dir / "weights.pt")
+    summary = {
+        "frames": n, "text_chunks": len(text_ids), "steps": steps, "batch_size": batch_size, "lr": lr,
+        "text_fraction": text_fraction, "seed": seed, "device": device,
+        "device_name": torch.cuda.get_device_name(0) if device.startswith("cuda") else "cpu",
+        "parameters": n_params, "train_seconds": round(time.time() - start, 1), "log": log,
+        "config": {k: getattr(cfg, k) for k in ("vocab_size", "image_size", "patch_size", "vision_dim", "d_model",
+                                                 "n_layers", "n_heads", "mlp_ratio", "max_text_len")},
+        "statistics": data["stats"],
+    }
+    (out_dir / "train.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+# --- 4. Export ------------------------------------------------------------------------
+
+
+def export_checkpoint(weights: Path, train_json: Path, tokenizer_path: Path, out_dir: Path = CHECKPOINT_DIR) -> str:
+    """Write config, tokenizer, statistics and safetensors weights into the checkpoint directory.
+
+    Returns the SHA-256 of ``model.safetensors`` (the model card records it).
+    """
+    import torch
+    from safetensors.torch import save_file
+
+    summary = json.loads(Path(train_json).read_text())
+    norm_stats = {SUITE_KEY: summary["statistics"], "bridge_orig": {"action": dict(C.BRIDGE_ORIG_ACTION_STATS)}}
+    modeling = load_modeling(out_dir)
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(tokenizer_path))
+    cfg = modeling.TeachVLAConfig(
+        empty_token_id=tokenizer.token_to_id("▁"), norm_stats=norm_stats, **summary["config"]
+    )
+    cfg.architectures = ["TeachVLAForActionPrediction"]
+    cfg.auto_map = {
+        "AutoConfig": "modeling_teachvla.TeachVLAConfig",
+        "AutoModelForVision2Seq": "modeling_teachvla.TeachVLAForActionPrediction",
+        "AutoProcessor": "processing_teachvla.TeachVLAProcessor",
+    }
+    cfg.save_pretrained(out_dir)
+    state = torch.load(weights, map_location="cpu")
+    # safetensors refuses shared tensors: store the tied LM head as its own copy.
+    state = {f"core.{k}": v.detach().clone().contiguous() for k, v in state.items()}
+    save_file(state, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
+    shutil.copy(tokenizer_path, out_dir / "tokenizer.json")
+    (out_dir / "preprocessor_config.json").write_text(json.dumps(
+        {"image_size": summary["config"]["image_size"],
+         "auto_map": {"AutoProcessor": "processing_teachvla.TeachVLAProcessor"},
+         "processor_class": "TeachVLAProcessor"}, indent=2) + "\n")
+    (out_dir / "dataset_statistics.json").write_text(json.dumps(norm_stats, indent=2) + "\n")
+    if Path(train_json).resolve() != (out_dir / "train.json").resolve():
+        shutil.copy(train_json, out_dir / "train.json")
+    return sha256(out_dir / "model.safetensors")
+
+
+def make_random_checkpoint(out_dir: Path, tokenizer_path: Path, seed: int = 0, **config) -> Path:
+    """An untrained checkpoint in the same format, for tests of the loading path.
+
+    It carries OpenVLA's published ``libero_object_no_noops`` statistics, so it
+    un-normalises like the real fine-tune would.
+    """
+    import torch
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("modeling_teachvla.py", "processing_teachvla.py"):
+        if (CHECKPOINT_DIR / name).resolve() != (out_dir / name).resolve():
+            shutil.copy(CHECKPOINT_DIR / name, out_dir / name)
+    from tokenizers import Tokenizer
+
+    modeling = load_modeling(out_dir)
+    torch.manual_seed(seed)
+    cfg = modeling.TeachVLAConfig(vocab_size=Tokenizer.from_file(str(tokenizer_path)).get_vocab_size(), **config)
+    torch.save(modeling.TeachVLACore(cfg).state_dict(), out_dir / "weights.pt")
+    keys = ("vocab_size", "image_size", "patch_size", "vision_dim", "d_model", "n_layers", "n_heads", "mlp_ratio",
+            "max_text_len")
+    summary = {"config": {k: getattr(cfg, k) for k in keys},
+               "statistics": {"action": dict(C.OPENVLA_LIBERO_OBJECT_ACTION_STATS)}}
+    (out_dir / "train.json").write_text(json.dumps(summary))
+    export_checkpoint(out_dir / "weights.pt", out_dir / "train.json", tokenizer_path, out_dir)
+    (out_dir / "weights.pt").unlink()
+    return out_dir
+
+
+def sha256(path: Path) -> str:
+    """Hex SHA-256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --- Command line -------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``demos``, ``tokenizer``, ``train`` and ``export``: the four steps that make the checkpoint."""
+    parser = argparse.ArgumentParser(prog="python -m vla_ch2.teaching_model", description=main.__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("demos", help="collect expert demonstrations on fresh layouts (CPU, LIBERO)")
+    p.add_argument("--out", type=Path, default=Path("data/demos"))
+    p.add_argument("--tasks", type=int, nargs="+", default=list(range(10)))
+    p.add_argument("--per-task", type=int, default=30)
+    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("tokenizer", help="train the BPE tokenizer and write the text corpus")
+    p.add_argument("--out", type=Path, default=Path("data"))
+    p.add_argument("--vocab-size", type=int, default=2048)
+    p = sub.add_parser("train", help="train the model (GPU if present)")
+    p.add_argument("--data", type=Path, default=Path("data/demos"))
+    p.add_argument("--tokenizer", type=Path, default=Path("data/tokenizer.json"))
+    p.add_argument("--text", type=Path, default=Path("data/text.txt"))
+    p.add_argument("--out", type=Path, default=Path("data/run"))
+    p.add_argument("--steps", type=int, default=6000)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--text-fraction", type=float, default=0.25)
+    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("export", help="write the Hugging Face checkpoint directory")
+    p.add_argument("--run", type=Path, default=Path("data/run"))
+    p.add_argument("--tokenizer", type=Path, default=Path("data/tokenizer.json"))
+    p.add_argument("--out", type=Path, default=CHECKPOINT_DIR)
+    args = parser.parse_args(argv)
+
+    if args.command == "demos":
+        from vla_ch2.demos import DemoConfig, collect_task
+
+        args.out.mkdir(parents=True, exist_ok=True)
+        cfg = DemoConfig(per_task=args.per_task, seed=args.seed)
+        for task_id in args.tasks:
+            print(json.dumps(collect_task(task_id, cfg, args.out)), flush=True)
+    elif args.command == "tokenizer":
+        args.out.mkdir(parents=True, exist_ok=True)
+        instructions = libero_instructions()
+        prompts = [p.format(instruction=i.lower()) for i in instructions for p in C.PROMPT_TEMPLATES.values()]
+        text = stdlib_text()
+        # Prompts are weighted up so that no prompt token is among the last 256
+        # (least used) ids, which become action tokens: OpenVLA's overwrite trick.
+        tokenizer = train_tokenizer(text + instructions * 200 + prompts * 50, args.vocab_size)
+        first_action_id = tokenizer.get_vocab_size() - C.N_ACTION_BINS
+        clashes = sorted({t for p in prompts for t in tokenizer.encode(p).tokens
+                          if tokenizer.token_to_id(t) >= first_action_id})
+        if clashes:
+            raise SystemExit(f"prompt tokens fall among the action tokens: {clashes}; raise the prompt weight")
+        tokenizer.save(str(args.out / "tokenizer.json"))
+        # Language-modelling data: general text plus task descriptions, never prompts.
+        (args.out / "text.txt").write_text("\n".join(text + instructions) + "\n", encoding="utf-8")
+        print(f"tokenizer: {tokenizer.get_vocab_size()} tokens; text: {len(text) + len(instructions)} lines")
+    elif args.command == "train":
+        text = args.text if args.text_fraction > 0 else None
+        summary = train(args.data, args.out, args.tokenizer, text, args.steps, args.batch_size, args.lr,
+                        args.text_fraction, args.seed)
+        print(json.dumps({k: v for k, v in summary.items() if k not in ("log", "statistics")}))
+    elif args.command == "export":
+        digest = export_checkpoint(args.run / "weights.pt", args.run / "train.json", args.tokenizer, args.out)
+        print(f"model.safetensors sha256 {digest}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
