@@ -41,7 +41,7 @@ class DemoConfig:
     jpeg_quality: int = 85
     noise_translation: float = 0.3
     noise_rotation: float = 0.05
-    noisy_fraction: float = 0.7
+    noisy_fraction: float = 0.6
     max_steps: int = 280
     seed: int = 0
 
@@ -69,6 +69,7 @@ def collect_task(task_id: int, cfg: DemoConfig, out_dir: Path, progress=None) ->
     target = task.env.env.obj_of_interest[0]
     frames, actions, episodes = [], [], []
     tries, kept, noops, start = 0, 0, 0, time.time()
+    outcomes = {"clean": [0, 0], "noisy": [0, 0]}  # [tries, successes]
     try:
         for k in range(cfg.per_task):
             tries += 1
@@ -94,6 +95,8 @@ def collect_task(task_id: int, cfg: DemoConfig, out_dir: Path, progress=None) ->
                 obs, _, done, _ = task.step(executed)
                 if done:
                     break
+            outcomes["noisy" if noisy else "clean"][0] += 1
+            outcomes["noisy" if noisy else "clean"][1] += int(bool(done))
             if done:  # failed demos are dropped
                 kept += 1
                 frames += demo_frames
@@ -115,7 +118,9 @@ def collect_task(task_id: int, cfg: DemoConfig, out_dir: Path, progress=None) ->
     )
     summary = {
         "task_id": task_id, "language": task.language, "tries": tries, "kept": kept,
-        "frames": len(actions), "noops_removed": noops, "seconds": round(time.time() - start, 1),
+        "frames": len(actions), "noops_removed": noops,
+        "expert_clean": {"tries": outcomes["clean"][0], "successes": outcomes["clean"][1]},
+        "expert_noisy": {"tries": outcomes["noisy"][0], "successes": outcomes["noisy"][1]}, "seconds": round(time.time() - start, 1),
     }
     with open(out_dir / f"task_{task_id}.json", "w", encoding="utf-8") as handle:
         json.dump({"summary": summary, "config": asdict(cfg)}, handle, indent=2)
