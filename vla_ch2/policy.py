@@ -23,7 +23,8 @@ import numpy as np
 from vla_ch2 import conventions as C
 
 #: The embedded teaching model, a Hugging Face directory shipped in the package.
-DEFAULT_MODEL = str(Path(__file__).parent / "checkpoints" / "teaching-vla-libero-object")
+DEFAULT_MODEL_NAME = "teaching-vla-libero-object"
+DEFAULT_MODEL = str(Path(__file__).parent / "checkpoints" / DEFAULT_MODEL_NAME)
 #: The released OpenVLA fine-tune the chapter runs on a GPU.
 OPENVLA_LIBERO_OBJECT = "openvla/openvla-7b-finetuned-libero-object"
 
@@ -150,9 +151,20 @@ def add_bridge_statistics(norm_stats: dict) -> dict:
     return norm_stats
 
 
+def resolve_model(model: str | None) -> str:
+    """A model name as users write it -> what ``from_pretrained`` gets.
+
+    ``None`` or ``teaching-vla-libero-object`` is the embedded checkpoint; a
+    directory stays a directory; anything else is taken as a hub id.
+    """
+    if model in (None, "", DEFAULT_MODEL_NAME):
+        return DEFAULT_MODEL
+    return model
+
+
 def load_policy(model: str | None = None, **kwargs) -> OpenVLAPolicy:
     """Load ``model`` (default: the embedded teaching model) through OpenVLA's path."""
-    model = model or DEFAULT_MODEL
-    if not Path(model).exists() and os.sep in model and not model.count("/") == 1:
-        raise ModelLoadError(_checkpoint_hint(model))
-    return OpenVLAPolicy(model, **kwargs)
+    path = resolve_model(model)
+    if not Path(path).exists() and (path.startswith((".", "/", "~")) or path.count("/") != 1):
+        raise ModelLoadError(_checkpoint_hint(path))
+    return OpenVLAPolicy(path, **kwargs)

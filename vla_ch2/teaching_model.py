@@ -160,19 +160,56 @@ def load_dataset(data_dir: Path, tokenizer, vocab_size: int) -> dict:
     return {"frames": frames, "prompts": prompts, "tokens": tokens.astype(np.int64), "stats": stats}
 
 
-def random_resized_crop(image: np.ndarray, rng: random.Random, area: float = C.CENTER_CROP_AREA) -> np.ndarray:
-    """OpenVLA's LIBERO training augmentation: a random square crop of 90 % area, resized back."""
-    from PIL import Image
+def random_resized_crops(images, area: float = C.CENTER_CROP_AREA, generator=None):
+    """OpenVLA's LIBERO training augmentation on a batch: random square crops of 90 % area, resized back.
 
-    size = image.shape[0]
-    side = int(round(size * math.sqrt(area)))
-    top, left = rng.randint(0, size - side), rng.randint(0, size - side)
-    crop = Image.fromarray(image[top : top + side, left : left + side]).resize((size, size), Image.BILINEAR)
-    return np.asarray(crop)
+    ``images`` is a float tensor (B, 3, H, W); the crop is an affine resampling
+    (bilinear), done on the training device.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    b = images.shape[0]
+    scale = math.sqrt(area)
+    shift = (1.0 - scale) * (2.0 * torch.rand(b, 2, generator=generator, device=images.device) - 1.0)
+    theta = torch.zeros(b, 2, 3, device=images.device)
+    theta[:, 0, 0] = scale
+    theta[:, 1, 1] = scale
+    theta[:, :, 2] = shift
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def _pixels(image: np.ndarray) -> np.ndarray:
-    return ((image.astype(np.float32) / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)
+def _sequences(prompts: list[list[int]], tokens: np.ndarray, empty_id: int, pad_id: int):
+    """[BOS + prompt + "▁" + 7 action tokens] rows, right-padded, with labels on the action tokens only."""
+    import torch
+
+    rows = [p + [empty_id] + t.tolist() for p, t in zip(prompts, tokens)]
+    length = max(len(r) for r in rows)
+    input_ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), length), -100, dtype=torch.long)
+    for b, r in enumerate(rows):
+        input_ids[b, : len(r)] = torch.tensor(r)
+        labels[b, len(r) - C.ACTION_DIM : len(r)] = torch.tensor(r[-C.ACTION_DIM :])
+    return input_ids, labels
+
+
+def _text_chunks(text_path: Path, tokenizer, length: int, eos_id: int, pad_id: int):
+    """Plain-text lines cut into chunks of ``length`` tokens, for the language-modelling loss."""
+    import torch
+
+    chunks = []
+    for line in Path(text_path).read_text(encoding="utf-8").splitlines():
+        ids = tokenizer.encode(line).ids + [eos_id]
+        for i in range(0, len(ids), length):
+            if len(ids[i : i + length]) >= 8:
+                chunks.append(ids[i : i + length])
+    ids = torch.full((len(chunks), length), pad_id, dtype=torch.long)
+    labels = torch.full((len(chunks), length), -100, dtype=torch.long)
+    for b, c in enumerate(chunks):
+        ids[b, : len(c)] = torch.tensor(c)
+        labels[b, : len(c)] = torch.tensor(c)
+    return ids, labels
 
 
 def train(
@@ -196,73 +233,55 @@ def train(
     from vla_ch2.demos import decode_frame
 
     torch.manual_seed(seed)
-    rng = random.Random(seed)
+    gen = torch.Generator().manual_seed(seed)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     tokenizer = Tokenizer.from_file(str(tokenizer_path))
     modeling = load_modeling()
     cfg = modeling.TeachVLAConfig(vocab_size=tokenizer.get_vocab_size(), **(config_overrides or {}))
     data = load_dataset(data_dir, tokenizer, cfg.vocab_size)
-    print(f"[train] {len(data['frames'])} frames; decoding images", flush=True)
-    images = np.stack([decode_frame(f) for f in data["frames"]])
-    text_ids = []
+    n = len(data["frames"])
+    print(f"[train] {n} frames; decoding images", flush=True)
+    images = torch.from_numpy(np.stack([decode_frame(f) for f in data["frames"]])).permute(0, 3, 1, 2).contiguous()
+    images = images.to(device)  # uint8 on the device; crops and scaling happen per batch
+    input_ids, labels = _sequences(data["prompts"], data["tokens"], tokenizer.token_to_id("▁"), cfg.pad_token_id)
+    input_ids, labels = input_ids.to(device), labels.to(device)
+    text_ids = text_labels = None
     if text_path is not None and text_fraction > 0:
-        for line in Path(text_path).read_text(encoding="utf-8").splitlines():
-            ids = tokenizer.encode(line).ids + [cfg.eos_token_id]
-            for i in range(0, max(1, len(ids) - 8), cfg.max_text_len):
-                chunk = ids[i : i + cfg.max_text_len]
-                if len(chunk) >= 8:
-                    text_ids.append(chunk)
-    print(f"[train] {len(text_ids)} text chunks; config {cfg.to_dict() if hasattr(cfg, 'to_dict') else cfg}", flush=True)
+        text_ids, text_labels = _text_chunks(text_path, tokenizer, cfg.max_text_len, cfg.eos_token_id, cfg.pad_token_id)
+        text_ids, text_labels = text_ids.to(device), text_labels.to(device)
+    n_text = 0 if text_ids is None else len(text_ids)
+    print(f"[train] {n_text} text chunks", flush=True)
 
     core = modeling.TeachVLACore(cfg).to(device)
     n_params = sum(p.numel() for p in core.parameters())
     opt = torch.optim.AdamW(core.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.95))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.05)
-    n = len(images)
     start, log = time.time(), []
-    prompt_arr = data["prompts"]
-    empty = tokenizer.token_to_id("▁")
     for step in range(steps):
         core.train()
-        idx = np.random.default_rng(seed * 100003 + step).integers(0, n, batch_size)
-        crops = np.stack([_pixels(random_resized_crop(images[i], rng)) for i in idx])
-        pixel_values = torch.from_numpy(crops).to(device)
-        # [BOS + prompt + "▁"] then 7 action tokens; loss on the action tokens only.
-        rows = [prompt_arr[i] + [empty] + data["tokens"][i].tolist() for i in idx]
-        length = max(len(r) for r in rows)
-        input_ids = torch.full((batch_size, length), cfg.pad_token_id, dtype=torch.long)
-        labels = torch.full((batch_size, length), -100, dtype=torch.long)
-        for b, r in enumerate(rows):
-            input_ids[b, : len(r)] = torch.tensor(r)
-            labels[b, len(r) - 7 : len(r)] = torch.tensor(r[-7:])
-        input_ids, labels = input_ids.to(device), labels.to(device)
+        idx = torch.randint(0, n, (batch_size,), generator=gen).to(device)
+        pixels = images[idx].float().div_(255.0)
+        pixels = random_resized_crops(pixels, generator=None).sub_(0.5).div_(0.5)
+        ids, lab = input_ids[idx], labels[idx]
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda")):
-            logits = core(input_ids[:, :-1], pixel_values)[:, cfg.n_patches :]
-            loss_action = F.cross_entropy(logits.reshape(-1, cfg.vocab_size).float(), labels[:, 1:].reshape(-1))
+            logits = core(ids[:, :-1], pixels)[:, cfg.n_patches :]
+            loss_action = F.cross_entropy(logits.reshape(-1, cfg.vocab_size).float(), lab[:, 1:].reshape(-1))
             loss_text = torch.zeros((), device=device)
-            if text_ids:
+            if text_ids is not None:
                 k = max(1, int(batch_size * text_fraction))
-                chunks = [text_ids[rng.randrange(len(text_ids))] for _ in range(k)]
-                tl = max(len(c) for c in chunks)
-                t = torch.full((k, tl), cfg.pad_token_id, dtype=torch.long)
-                tlab = torch.full((k, tl), -100, dtype=torch.long)
-                for b, c in enumerate(chunks):
-                    t[b, : len(c)] = torch.tensor(c)
-                    tlab[b, : len(c)] = torch.tensor(c)
-                t, tlab = t.to(device), tlab.to(device)
-                tlogits = core(t[:, :-1])
-                loss_text = F.cross_entropy(tlogits.reshape(-1, cfg.vocab_size).float(), tlab[:, 1:].reshape(-1))
+                tidx = torch.randint(0, n_text, (k,), generator=gen).to(device)
+                tlogits = core(text_ids[tidx, :-1])
+                loss_text = F.cross_entropy(tlogits.reshape(-1, cfg.vocab_size).float(), text_labels[tidx, 1:].reshape(-1))
             loss = loss_action + loss_text
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(core.parameters(), 1.0)
         opt.step()
         sched.step()
-        if step % 200 == 0 or step == steps - 1:
+        if step % 250 == 0 or step == steps - 1:
             with torch.no_grad():
-                pred = logits.argmax(-1)
-                mask = labels[:, 1:] != -100
-                acc = (pred[mask] == labels[:, 1:][mask]).float().mean().item()
+                mask = lab[:, 1:] != -100
+                acc = (logits.argmax(-1)[mask] == lab[:, 1:][mask]).float().mean().item()
             entry = {"step": step, "loss_action": round(loss_action.item(), 4), "loss_text": round(loss_text.item(), 4),
                      "token_acc": round(acc, 4), "seconds": round(time.time() - start, 1)}
             log.append(entry)
@@ -271,10 +290,10 @@ def train(
     state = {k: v.detach().float().cpu() for k, v in core.state_dict().items()}
     torch.save(state, out_dir / "weights.pt")
     summary = {
-        "frames": n, "text_chunks": len(text_ids), "steps": steps, "batch_size": batch_size, "lr": lr,
+        "frames": n, "text_chunks": n_text, "steps": steps, "batch_size": batch_size, "lr": lr,
         "text_fraction": text_fraction, "seed": seed, "device": device,
         "device_name": torch.cuda.get_device_name(0) if device.startswith("cuda") else "cpu",
-        "parameters": n_params, "train_seconds": round(time.time() - start, 1), "log": log,
+        "torch": torch.__version__, "parameters": n_params, "train_seconds": round(time.time() - start, 1), "log": log,
         "config": {k: getattr(cfg, k) for k in ("vocab_size", "image_size", "patch_size", "vision_dim", "d_model",
                                                  "n_layers", "n_heads", "mlp_ratio", "max_text_len")},
         "statistics": data["stats"],

@@ -1,0 +1,276 @@
+"""The ``vla-ch2`` command line: one command per step of the chapter's exercises.
+
+``episode`` runs the loop once, ``drills`` the four runs of Exercise 2.x.1,
+``predicates verify`` checks the three diagnostic predicates on them,
+``sweep``/``merge``/``plot`` are Exercise 2.x.2, ``check`` grades an exercise
+file and ``grade`` self-checks the written answers of 2.x.3 and 2.x.4.
+
+User mistakes (a bad flag value, a missing file, an unknown statistics key)
+end with a one-paragraph error and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
+predicates_app = typer.Typer(no_args_is_help=True, help="Run the three diagnostic predicates on drill logs.")
+app.add_typer(predicates_app, name="predicates")
+console = Console()
+err = Console(stderr=True)
+
+MODEL_HELP = "checkpoint: a directory, a hub id, or 'teaching-vla-libero-object' (default, the embedded CPU model)"
+
+
+def user_errors(func):
+    """Turn the errors a user can cause into a clear message and exit status 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        from vla_ch2.env import SimulatorUnavailable
+        from vla_ch2.policy import ModelLoadError
+
+        try:
+            return func(*args, **kwargs)
+        except (ValueError, KeyError, FileNotFoundError, ModelLoadError, SimulatorUnavailable, AssertionError) as exc:
+            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+            err.print(f"[bold red]error:[/] {message}")
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=err, transient=False)
+
+
+def _policy(model: Optional[str], trust_remote_code: bool):
+    from vla_ch2.policy import load_policy
+
+    with err.status(f"loading {model or 'the teaching model'}"):
+        return load_policy(model, trust_remote_code=True if trust_remote_code else None)
+
+
+@app.command()
+@user_errors
+def episode(
+    out: Path = typer.Option(..., "--out", help="step log to write (.jsonl)"),
+    suite: str = typer.Option("libero_object", help="LIBERO suite"),
+    task: int = typer.Option(0, help="task index in the suite"),
+    seed: int = typer.Option(0, help="episode seed: official initial state seed mod 50"),
+    steps: Optional[int] = typer.Option(None, help="policy steps after the wait (default: the suite's limit)"),
+    no_flip: bool = typer.Option(False, "--no-flip", help="skip the 180-degree rotation (the no_flip drill)"),
+    prompt: str = typer.Option("canonical", help="prompt template: canonical or rephrased"),
+    unnorm_key: Optional[str] = typer.Option(None, help="statistics key (default: the suite's own)"),
+    model: Optional[str] = typer.Option(None, help=MODEL_HELP),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="allow a hub checkpoint's own code"),
+    tag: str = typer.Option("baseline", help="tag written into every log line"),
+):
+    """Run one episode of the OpenVLA-on-LIBERO loop and log every step."""
+    from vla_ch2.env import LiberoTask, quiet_robosuite
+    from vla_ch2.logs import StepLogWriter
+    from vla_ch2.loop import EpisodeResult, run_episode
+    from vla_ch2.toggles import Toggles
+
+    toggles = Toggles(flip_image=not no_flip, prompt_template=prompt, unnorm_key=unnorm_key)
+    if steps is not None and steps <= 0:
+        raise ValueError(f"--steps must be a positive number of policy steps, got {steps}")
+    quiet_robosuite()
+    policy = _policy(model, trust_remote_code)
+    policy.resolve_key(toggles.key_for(suite))  # fail before the simulator starts
+    result = EpisodeResult(seed=seed)
+    partial = out.with_name(out.name + ".partial")
+    with LiberoTask(suite, task) as env, StepLogWriter(partial) as writer, _progress() as bar:
+        total = steps or env.max_steps
+        job = bar.add_task(f"{suite} task {task} seed {seed}", total=total)
+        for record in run_episode(env, policy, toggles, seed=seed, max_steps=total, tag=tag, result=result):
+            writer.write(record)
+            bar.advance(job)
+    partial.replace(out)
+    outcome = "success" if result.success else "no success"
+    console.print(f"{outcome} after {result.steps} steps ({result.wall_s:.1f} s); log: {out}")
+
+
+@app.command()
+@user_errors
+def drills(
+    out: Path = typer.Option(Path("drills"), "--out", help="directory for the four logs"),
+    model: Optional[str] = typer.Option(None, help=MODEL_HELP),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code"),
+    seed: int = typer.Option(0, help="initial state and generator seed"),
+    steps: int = typer.Option(500, help="policy steps per run (no early stop)"),
+    suite: str = typer.Option("libero_object"),
+    task: int = typer.Option(0),
+    force: bool = typer.Option(False, "--force", help="redo runs that are already complete"),
+    videos: Optional[Path] = typer.Option(None, help="also save one GIF per run into this directory"),
+):
+    """Exercise 2.x.1: baseline, no_flip, bad_prompt, bad_unnorm, then the verdict table."""
+    from vla_ch2.drills import DrillSettings, run_drills
+    from vla_ch2.env import quiet_robosuite
+    from vla_ch2.policy import DEFAULT_MODEL_NAME
+    from vla_ch2.toggles import DRILLS
+
+    if steps <= 0:
+        raise ValueError(f"--steps must be positive, got {steps}")
+    quiet_robosuite()
+    policy = _policy(model, trust_remote_code)
+    settings = DrillSettings(model=model or DEFAULT_MODEL_NAME, suite=suite, task=task, seed=seed, steps=steps)
+    with _progress() as bar:
+        jobs = {tag: bar.add_task(tag, total=steps) for tag in DRILLS}
+        run_drills(out, policy, settings, force=force, video_dir=videos,
+                   progress=lambda tag, step, total: bar.update(jobs[tag], completed=step))
+    verify(out, exit_on_result=False)
+
+
+@predicates_app.command("verify")
+@user_errors
+def verify(
+    directory: Path = typer.Argument(..., help="a drills directory (baseline/no_flip/bad_prompt/bad_unnorm .jsonl)"),
+    mode: str = typer.Option("auto", help="auto, literal (the chapter's thresholds) or calibrated"),
+    exit_on_result: bool = typer.Option(True, hidden=True),
+):
+    """Which predicates fire on each run; exit 0 only if each failure fires exactly its own."""
+    from vla_ch2.predicates import verify_directory
+
+    report = verify_directory(directory, mode=mode)
+    table = Table(title=f"predicates ({report['mode']}) on {directory}")
+    table.add_column("run")
+    for name in report["predicates"]:
+        table.add_column(name)
+    table.add_column("expected")
+    table.add_column("ok")
+    for tag, row in report["runs"].items():
+        table.add_row(tag, *["fires" if row["fired"][p] else "-" for p in report["predicates"]],
+                      row["expected"] or "none", "yes" if row["ok"] else "[red]NO[/]")
+    console.print(table)
+    for line in report["notes"]:
+        console.print(f"- {line}")
+    console.print("verdict: " + ("[green]each run fires exactly its own predicate[/]" if report["ok"]
+                                 else "[red]the predicates do not separate the runs[/]"))
+    if exit_on_result and not report["ok"]:
+        raise typer.Exit(1)
+
+
+@predicates_app.command("show")
+@user_errors
+def show(directory: Path = typer.Argument(..., help="a drills directory")):
+    """Print the per-run signatures (mean |action[:6]|, max |action[:3]|, gripper closes, reward)."""
+    from vla_ch2.predicates import load_runs, signature
+
+    runs = load_runs(directory)
+    rows = {tag: signature(df) for tag, df in runs.items()}
+    console.print_json(json.dumps(rows))
+
+
+@app.command()
+@user_errors
+def sweep(
+    out: Path = typer.Option(..., "--out", help="sweep directory (resumable)"),
+    suite: str = typer.Option("libero_object"),
+    task: int = typer.Option(0),
+    episodes: int = typer.Option(50, help="seeds 0..episodes-1"),
+    workers: int = typer.Option(1, help="parallel processes, each with its own simulator and model"),
+    shard: str = typer.Option("0/1", help="K/N: run only seeds with seed mod N == K"),
+    model: Optional[str] = typer.Option(None, help=MODEL_HELP),
+):
+    """Exercise 2.x.2: success rate over many episodes, with its standard error."""
+    from vla_ch2.env import suite_names
+    from vla_ch2.policy import DEFAULT_MODEL_NAME, resolve_model
+    from vla_ch2.sweep import SweepSettings, read_episodes, run_sweep
+
+    try:
+        index, count = (int(x) for x in shard.split("/"))
+        assert 0 <= index < count
+    except (ValueError, AssertionError):
+        raise ValueError(f"--shard must look like K/N with 0 <= K < N, got {shard!r}") from None
+    if episodes <= 0 or workers <= 0:
+        raise ValueError("--episodes and --workers must be positive")
+    if suite not in suite_names():
+        raise ValueError(f"unknown suite {suite!r}; choose one of {suite_names()}")
+    if not Path(resolve_model(model)).is_dir():
+        raise ValueError(f"--model {model!r}: the sweep's workers load local checkpoints only; download it first")
+    settings = SweepSettings(model=model or DEFAULT_MODEL_NAME, suite=suite, task=task)
+    mine = [s for s in range(episodes) if s % count == index]
+    already = len([r for r in read_episodes(out) if r["seed"] in set(mine)]) if out.exists() else 0
+    with _progress() as bar:
+        job = bar.add_task("episodes", total=len(mine), completed=already)
+
+        def progress(row, rows):
+            wins = sum(r["success"] for r in rows)
+            bar.update(job, advance=1, description=f"episodes (success {wins}/{len(rows)})")
+
+        summary = run_sweep(out, settings, episodes=episodes, workers=workers, shard=(index, count), progress=progress)
+    console.print(f"success rate {100 * summary['success_rate']:.1f} % +- {100 * summary['standard_error']:.1f} "
+                  f"over {summary['episodes']} episodes")
+    console.print(summary["verdict"])
+
+
+@app.command()
+@user_errors
+def merge(
+    sources: list[Path] = typer.Argument(..., help="shard directories"),
+    out: Path = typer.Option(..., "--out", help="merged sweep directory"),
+):
+    """Merge shard directories of one sweep (a cluster's job array) and summarise."""
+    from vla_ch2.sweep import merge as merge_dirs
+
+    summary = merge_dirs(sources, out)
+    console.print(f"{summary['episodes']} episodes; {summary['verdict']}")
+
+
+@app.command()
+@user_errors
+def plot(
+    directory: Path = typer.Argument(..., help="a sweep directory"),
+    out: Path = typer.Option(Path("first_close.png"), "--out", help="PNG path; an SVG is written beside it"),
+):
+    """The first-close histogram of a sweep, coloured by outcome."""
+    from vla_ch2.plots import first_close_histogram
+    from vla_ch2.sweep import read_episodes
+
+    rows = read_episodes(directory)
+    paths = first_close_histogram(rows, out)
+    console.print("wrote " + ", ".join(map(str, paths)))
+
+
+@app.command()
+@user_errors
+def check(
+    exercise: str = typer.Argument(..., help="2.x.1, 2.x.2, 2.x.3 or 2.x.4"),
+    file: Optional[Path] = typer.Argument(None, help="your file (default: the one in exercises/)"),
+    results: Path = typer.Option(Path("results.json"), help="Gradescope-style results file"),
+):
+    """Grade an exercise file: each test with pass/fail and points, then a total."""
+    from vla_ch2.grading import run_check
+
+    code = run_check(exercise, file, results, console)
+    raise typer.Exit(code)
+
+
+def _mount_graders() -> None:
+    try:
+        from vla_ch2.graders import grade_app
+    except ImportError:  # pragma: no cover - graders ship with the package
+        return
+    app.add_typer(grade_app, name="grade", help="Self-check written answers (2.x.3 worksheet, 2.x.4 sentences).")
+
+
+_mount_graders()
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

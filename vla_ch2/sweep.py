@@ -1,0 +1,291 @@
+"""Exercise 2.x.2: the 50-episode sweep, with its standard error.
+
+Episode ``k`` starts from official initial state ``k`` (seed ``k``). Each
+episode writes its step log (``episodes/seed-k.jsonl``, tag ``seed-k``) and
+then one line in ``episodes.jsonl``; the summary is recomputed from those
+lines. Nothing is lost and nothing repeated: a sweep started again in the
+same directory runs only the seeds that have no line yet, and a step log left
+half-written by a kill is simply redone.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing as mp
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from vla_ch2.logs import StepLogWriter
+
+EPISODES = "episodes.jsonl"
+SUMMARY = "summary.json"
+SETTINGS = "sweep.json"
+EPISODE_FIELDS = ("seed", "success", "final_reward", "steps", "first_close_step", "wall_s")
+
+#: Published numbers a sweep is compared with: Kim et al. (2024, arXiv:2406.09246),
+#: OpenVLA fine-tuned on LIBERO (500 rollouts per suite, 3 seeds).
+PAPER_REFERENCES = {
+    ("openvla/openvla-7b-finetuned-libero-spatial", "libero_spatial"): 84.7,
+    ("openvla/openvla-7b-finetuned-libero-object", "libero_object"): 88.4,
+    ("openvla/openvla-7b-finetuned-libero-goal", "libero_goal"): 79.2,
+    ("openvla/openvla-7b-finetuned-libero-10", "libero_10"): 53.7,
+}
+
+
+class SweepError(ValueError):
+    """A sweep directory that cannot be resumed as it is; the message says why and where."""
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """What identifies a sweep; a directory holds episodes of one setting only."""
+
+    model: str
+    suite: str = "libero_object"
+    task: int = 0
+
+
+def first_close_step(actions: Iterable) -> int | None:
+    """Index of the first step whose seventh action element crosses 0.5 (gripper closes); None if never."""
+    for step, action in enumerate(actions):
+        if float(action[6]) > 0.5:
+            return step
+    return None
+
+
+def standard_error(successes: int, episodes: int) -> float:
+    """Binomial standard error of a success rate: sqrt(p (1 - p) / n)."""
+    if episodes <= 0:
+        raise ValueError("the standard error needs at least one episode")
+    p = successes / episodes
+    return math.sqrt(p * (1.0 - p) / episodes)
+
+
+def read_episodes(out_dir: str | os.PathLike) -> list[dict]:
+    """Read ``episodes.jsonl``; a torn last line (a kill mid-write) is dropped, any other bad line is an error."""
+    path = Path(out_dir) / EPISODES
+    if not path.is_file():
+        return []
+    text = path.read_text(encoding="utf-8", errors="replace")
+    lines = text.split("\n")
+    torn = lines[-1] != ""  # the final line has no newline: it was being written when the sweep stopped
+    rows, seeds = [], set()
+    for number, line in enumerate(lines[:-1], start=1):
+        where = f"{path}, line {number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise SweepError(f"{where}: not valid JSON ({exc.msg}); fix or delete that line, then run again") from None
+        if not isinstance(row, dict) or any(f not in row for f in EPISODE_FIELDS):
+            raise SweepError(f"{where}: an episode line needs the fields {list(EPISODE_FIELDS)}; got {line[:120]!r}")
+        if not isinstance(row["seed"], int) or not isinstance(row["success"], bool):
+            raise SweepError(f"{where}: 'seed' must be an integer and 'success' true or false; got {line[:120]!r}")
+        if row["seed"] in seeds:
+            raise SweepError(f"{where}: seed {row['seed']} appears twice; delete one of the lines")
+        seeds.add(row["seed"])
+        rows.append(row)
+    if torn:
+        # Keep the file whole: rewrite it without the torn line (that episode is redone).
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return rows
+
+
+def _check_settings(out_dir: Path, settings: SweepSettings) -> None:
+    path = out_dir / SETTINGS
+    if path.is_file():
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        if stored != asdict(settings):
+            raise SweepError(
+                f"{out_dir} holds a sweep of {stored}, not {asdict(settings)}; use another --out directory"
+            )
+    else:
+        path.write_text(json.dumps(asdict(settings), indent=2) + "\n", encoding="utf-8")
+
+
+def _episode_worker(job_queue, result_queue, settings: dict, out_dir: str) -> None:
+    """One process: its own simulator and model, episodes taken from a queue."""
+    import torch
+
+    torch.set_num_threads(1)
+    from vla_ch2.env import LiberoTask, quiet_robosuite
+    from vla_ch2.policy import load_policy
+
+    quiet_robosuite()
+    policy = load_policy(settings["model"])
+    task = LiberoTask(settings["suite"], settings["task"])
+    try:
+        while True:
+            seed = job_queue.get()
+            if seed is None:
+                break
+            result_queue.put(("done", run_one(task, policy, seed, Path(out_dir))))
+    except Exception as exc:  # report, then let the parent stop the sweep
+        result_queue.put(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        task.close()
+
+
+def run_one(task, policy, seed: int, out_dir: Path) -> dict:
+    """Run episode ``seed``, write its step log atomically, return its episode line."""
+    from vla_ch2.loop import EpisodeResult, run_episode
+
+    log_dir = out_dir / "episodes"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    path = log_dir / f"seed-{seed}.jsonl"
+    partial = path.with_suffix(".jsonl.partial")
+    result, actions = EpisodeResult(seed=seed), []
+    with StepLogWriter(partial) as writer:
+        for record in run_episode(task, policy, seed=seed, tag=f"seed-{seed}", result=result):
+            writer.write(record)
+            actions.append(record["action"])
+    os.replace(partial, path)
+    return {
+        "seed": seed, "success": bool(result.success), "final_reward": result.final_reward, "steps": result.steps,
+        "first_close_step": first_close_step(actions), "wall_s": round(result.wall_s, 3),
+    }
+
+
+def run_sweep(
+    out_dir: str | os.PathLike,
+    settings: SweepSettings,
+    episodes: int = 50,
+    workers: int = 1,
+    shard: tuple[int, int] = (0, 1),
+    progress: Callable[[dict, list[dict]], None] | None = None,
+) -> dict:
+    """Run the missing episodes of seeds ``0..episodes-1`` (this shard's share), then summarise."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _check_settings(out_dir, settings)
+    rows = read_episodes(out_dir)
+    done = {r["seed"] for r in rows}
+    index, count = shard
+    todo = [s for s in range(episodes) if s % count == index and s not in done]
+    if todo:
+        ctx = mp.get_context("spawn")
+        jobs, results = ctx.Queue(), ctx.Queue()
+        for seed in todo:
+            jobs.put(seed)
+        n_workers = max(1, min(workers, len(todo)))
+        for _ in range(n_workers):
+            jobs.put(None)
+        procs = [ctx.Process(target=_episode_worker, args=(jobs, results, asdict(settings), str(out_dir)))
+                 for _ in range(n_workers)]
+        for proc in procs:
+            proc.start()
+        try:
+            with open(out_dir / EPISODES, "a", encoding="utf-8") as handle:
+                for _ in todo:
+                    kind, payload = results.get()
+                    if kind == "error":
+                        raise RuntimeError(f"a sweep worker failed: {payload}")
+                    handle.write(json.dumps(payload) + "\n")
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                    rows.append(payload)
+                    if progress:
+                        progress(payload, rows)
+        finally:
+            for proc in procs:
+                proc.join(timeout=5)
+                if proc.is_alive():
+                    proc.terminate()
+    return write_summary(out_dir, settings, rows)
+
+
+def reference_for(settings: SweepSettings) -> dict | None:
+    """The number this sweep should be compared with: the paper's, or the teaching model's card."""
+    paper = PAPER_REFERENCES.get((settings.model, settings.suite))
+    if paper is not None:
+        return {"success_rate": paper / 100, "source": "Kim et al. (2024), arXiv:2406.09246, LIBERO table (suite average)"}
+    from vla_ch2.policy import resolve_model
+
+    card = Path(resolve_model(settings.model)) / "reference_success.json"
+    if card.is_file():
+        ref = json.loads(card.read_text(encoding="utf-8"))
+        if ref.get("suite") == settings.suite and ref.get("task") == settings.task:
+            return {"success_rate": ref["success_rate"], "source": ref.get("source", str(card))}
+    return None
+
+
+def verdict(rate: float, se: float, reference: dict | None) -> str:
+    """One sentence: healthy within 3 points of the reference, a bug to chase if more than 5 below."""
+    ours = f"{100 * rate:.1f} % +- {100 * se:.1f}"
+    if reference is None:
+        return f"Measured {ours}; no published reference for this model and task to compare with."
+    ref = 100 * reference["success_rate"]
+    gap = 100 * rate - ref
+    if abs(gap) <= 3:
+        judgement = "within 3 points: the install looks healthy"
+    elif gap < -5:
+        judgement = "more than 5 points below: treat the gap as a bug and work back through the environment and the loop"
+    elif gap < 0:
+        judgement = "3 to 5 points below: inside two standard errors of 50 episodes, rerun or widen the sweep"
+    else:
+        judgement = "more than 3 points above the reference"
+    return f"Measured {ours} against {ref:.1f} % ({reference['source']}): {gap:+.1f} points, {judgement}."
+
+
+def summarise(rows: list[dict], settings: SweepSettings) -> dict:
+    """Success rate, binomial standard error, reference and verdict."""
+    n = len(rows)
+    if n == 0:
+        raise SweepError("no finished episodes to summarise")
+    successes = sum(1 for r in rows if r["success"])
+    rate, se = successes / n, standard_error(successes, n)
+    reference = reference_for(settings)
+    walls = [r["wall_s"] for r in rows]
+    return {
+        **asdict(settings),
+        "episodes": n, "successes": successes, "success_rate": rate, "standard_error": se,
+        "reference": reference, "verdict": verdict(rate, se, reference),
+        "mean_steps": float(np.mean([r["steps"] for r in rows])), "mean_wall_s": float(np.mean(walls)),
+        "seeds": sorted(r["seed"] for r in rows),
+    }
+
+
+def write_summary(out_dir: Path, settings: SweepSettings, rows: list[dict]) -> dict:
+    """Write ``summary.json`` atomically and return it."""
+    summary = summarise(rows, settings)
+    partial = out_dir / (SUMMARY + ".partial")
+    partial.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    os.replace(partial, out_dir / SUMMARY)
+    return summary
+
+
+def merge(sources: list[str | os.PathLike], out_dir: str | os.PathLike) -> dict:
+    """Merge shard directories into ``out_dir`` (episode lines and step logs), then summarise."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    settings, rows, by_seed = None, read_episodes(out_dir), {}
+    for row in rows:
+        by_seed[row["seed"]] = row
+    for source in map(Path, sources):
+        if not (source / SETTINGS).is_file():
+            raise SweepError(f"{source}: not a sweep directory (no {SETTINGS})")
+        these = SweepSettings(**json.loads((source / SETTINGS).read_text(encoding="utf-8")))
+        if settings is not None and these != settings:
+            raise SweepError(f"{source}: a sweep of {asdict(these)} cannot be merged with {asdict(settings)}")
+        settings = these
+        for row in read_episodes(source):
+            if row["seed"] in by_seed and by_seed[row["seed"]] != row:
+                raise SweepError(f"{source}: seed {row['seed']} disagrees with another shard; rerun that seed")
+            if row["seed"] not in by_seed:
+                log = source / "episodes" / f"seed-{row['seed']}.jsonl"
+                if log.is_file():
+                    (out_dir / "episodes").mkdir(exist_ok=True)
+                    (out_dir / "episodes" / log.name).write_bytes(log.read_bytes())
+                by_seed[row["seed"]] = row
+    if settings is None:
+        raise SweepError("nothing to merge: name at least one shard directory")
+    _check_settings(out_dir, settings)
+    merged = [by_seed[s] for s in sorted(by_seed)]
+    partial = out_dir / (EPISODES + ".partial")
+    partial.write_text("".join(json.dumps(r) + "\n" for r in merged), encoding="utf-8")
+    os.replace(partial, out_dir / EPISODES)
+    return write_summary(out_dir, settings, merged)
