@@ -313,6 +313,11 @@ def export_checkpoint(weights: Path, train_json: Path, tokenizer_path: Path, out
     import torch
     from safetensors.torch import save_file
 
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("modeling_teachvla.py", "processing_teachvla.py"):
+        if (CHECKPOINT_DIR / name).resolve() != (out_dir / name).resolve():
+            shutil.copy(CHECKPOINT_DIR / name, out_dir / name)
     summary = json.loads(Path(train_json).read_text())
     norm_stats = {SUITE_KEY: summary["statistics"], "bridge_orig": {"action": dict(C.BRIDGE_ORIG_ACTION_STATS)}}
     modeling = load_modeling(out_dir)
@@ -354,12 +359,9 @@ def make_random_checkpoint(out_dir: Path, tokenizer_path: Path, seed: int = 0, *
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("modeling_teachvla.py", "processing_teachvla.py"):
-        if (CHECKPOINT_DIR / name).resolve() != (out_dir / name).resolve():
-            shutil.copy(CHECKPOINT_DIR / name, out_dir / name)
     from tokenizers import Tokenizer
 
-    modeling = load_modeling(out_dir)
+    modeling = load_modeling()
     torch.manual_seed(seed)
     cfg = modeling.TeachVLAConfig(vocab_size=Tokenizer.from_file(str(tokenizer_path)).get_vocab_size(), **config)
     torch.save(modeling.TeachVLACore(cfg).state_dict(), out_dir / "weights.pt")

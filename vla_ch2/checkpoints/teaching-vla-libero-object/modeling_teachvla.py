@@ -147,6 +147,7 @@ class TeachVLACore(nn.Module):
         self.norm = nn.LayerNorm(cfg.d_model)
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         self.lm_head.weight = self.embed.weight  # tied, as in many LMs
+        nn.init.normal_(self.embed.weight, std=0.02)
         nn.init.normal_(self.pos, std=0.02)
 
     def embed_inputs(self, input_ids, pixel_values=None):
