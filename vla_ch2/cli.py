@@ -129,7 +129,7 @@ def drills(
         jobs = {tag: bar.add_task(tag, total=steps) for tag in DRILLS}
         run_drills(out, policy, settings, force=force, video_dir=videos,
                    progress=lambda tag, step, total: bar.update(jobs[tag], completed=step))
-    verify(out, exit_on_result=False)
+    verify(out, mode="auto", as_json=False, exit_on_result=False)
 
 
 @predicates_app.command("verify")
@@ -137,12 +137,18 @@ def drills(
 def verify(
     directory: Path = typer.Argument(..., help="a drills directory (baseline/no_flip/bad_prompt/bad_unnorm .jsonl)"),
     mode: str = typer.Option("auto", help="auto, literal (the chapter's thresholds) or calibrated"),
+    as_json: bool = typer.Option(False, "--json", help="print the report as one JSON object"),
     exit_on_result: bool = typer.Option(True, hidden=True),
 ):
     """Which predicates fire on each run; exit 0 only if each failure fires exactly its own."""
     from vla_ch2.predicates import verify_directory
 
     report = verify_directory(directory, mode=mode)
+    if as_json:
+        print(json.dumps(report, indent=2))
+        if exit_on_result and not report["ok"]:
+            raise typer.Exit(1)
+        return
     table = Table(title=f"predicates ({report['mode']}) on {directory}")
     table.add_column("run")
     for name in report["predicates"]:

@@ -14,6 +14,7 @@ import json
 import math
 import multiprocessing as mp
 import os
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -166,6 +167,7 @@ def run_sweep(
     done = {r["seed"] for r in rows}
     index, count = shard
     todo = [s for s in range(episodes) if s % count == index and s not in done]
+    started = time.perf_counter()
     if todo:
         ctx = mp.get_context("spawn")
         jobs, results = ctx.Queue(), ctx.Queue()
@@ -195,7 +197,10 @@ def run_sweep(
                 proc.join(timeout=5)
                 if proc.is_alive():
                     proc.terminate()
-    return write_summary(out_dir, settings, rows)
+    ran = [r for r in rows if r["seed"] in set(todo)]
+    last_run = {"episodes_run": len(ran), "workers": workers, "wall_s": round(time.perf_counter() - started, 2),
+                "policy_steps": int(sum(r["steps"] for r in ran))}
+    return write_summary(out_dir, settings, rows, last_run)
 
 
 def reference_for(settings: SweepSettings) -> dict | None:
@@ -249,9 +254,11 @@ def summarise(rows: list[dict], settings: SweepSettings) -> dict:
     }
 
 
-def write_summary(out_dir: Path, settings: SweepSettings, rows: list[dict]) -> dict:
-    """Write ``summary.json`` atomically and return it."""
+def write_summary(out_dir: Path, settings: SweepSettings, rows: list[dict], last_run: dict | None = None) -> dict:
+    """Write ``summary.json`` atomically and return it (``last_run``: what this invocation ran, and how long)."""
     summary = summarise(rows, settings)
+    if last_run is not None:
+        summary["last_run"] = last_run
     partial = out_dir / (SUMMARY + ".partial")
     partial.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     os.replace(partial, out_dir / SUMMARY)

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Regenerate every measured result on the site (docs/results/) from real runs of the
+# embedded teaching model on real LIBERO. About 40 minutes on a 2-core CPU machine.
+#   bash scripts/make_results.sh            # everything
+#   STAGES="drills sweep" bash scripts/make_results.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+V=.venv/bin
+R=docs/results
+STAGES=${STAGES:-"drills verify sweep tasks bench tables"}
+mkdir -p "$R"
+for stage in $STAGES; do
+  case $stage in
+    drills)
+      $V/vla-ch2 drills --out $R/drills --videos $R/videos --seed 0 --steps 500 ;;
+    verify)
+      # The issue's bar: any seed, horizons 200 to 600.
+      $V/vla-ch2 predicates verify $R/drills --json > $R/drills/verify.json || true
+      for run in "1 200" "2 600" "3 300"; do
+        set -- $run
+        $V/vla-ch2 drills --out $R/drills-seed$1-steps$2 --seed $1 --steps $2
+        $V/vla-ch2 predicates verify $R/drills-seed$1-steps$2 --json > $R/drills-seed$1-steps$2/verify.json || true
+      done ;;
+    sweep)
+      $V/vla-ch2 sweep --out $R/sweep --episodes 50 --workers 2
+      $V/vla-ch2 plot $R/sweep --out $R/sweep/first_close.png ;;
+    tasks)
+      for t in 1 2 3 4 5 6 7 8 9; do
+        $V/vla-ch2 sweep --task $t --episodes ${TASK_EPISODES:-10} --workers 2 --out $R/tasks/task-$t
+      done ;;
+    bench)
+      $V/python bench/loop_overhead.py --sweep $R/sweep --out $R/bench.json ;;
+    tables)
+      $V/python scripts/results_tables.py ;;
+    *) echo "unknown stage $stage" >&2; exit 2 ;;
+  esac
+done
