@@ -187,6 +187,7 @@ def sweep(
     episodes: int = typer.Option(50, help="seeds 0..episodes-1"),
     workers: int = typer.Option(1, help="parallel processes, each with its own simulator and model"),
     shard: str = typer.Option("0/1", help="K/N: run only seeds with seed mod N == K"),
+    steps: Optional[int] = typer.Option(None, help="cap policy steps per episode (default: the suite's limit)"),
     model: Optional[str] = typer.Option(None, help=MODEL_HELP),
 ):
     """Exercise 2.x.2: success rate over many episodes, with its standard error."""
@@ -199,13 +200,13 @@ def sweep(
         assert 0 <= index < count
     except (ValueError, AssertionError):
         raise ValueError(f"--shard must look like K/N with 0 <= K < N, got {shard!r}") from None
-    if episodes <= 0 or workers <= 0:
-        raise ValueError("--episodes and --workers must be positive")
+    if episodes <= 0 or workers <= 0 or (steps is not None and steps <= 0):
+        raise ValueError("--episodes, --workers and --steps must be positive")
     if suite not in suite_names():
         raise ValueError(f"unknown suite {suite!r}; choose one of {suite_names()}")
     if not Path(resolve_model(model)).is_dir():
         raise ValueError(f"--model {model!r}: the sweep's workers load local checkpoints only; download it first")
-    settings = SweepSettings(model=model or DEFAULT_MODEL_NAME, suite=suite, task=task)
+    settings = SweepSettings(model=model or DEFAULT_MODEL_NAME, suite=suite, task=task, max_steps=steps)
     mine = [s for s in range(episodes) if s % count == index]
     already = len([r for r in read_episodes(out) if r["seed"] in set(mine)]) if out.exists() else 0
     with _progress() as bar:

@@ -49,6 +49,7 @@ class SweepSettings:
     model: str
     suite: str = "libero_object"
     task: int = 0
+    max_steps: int | None = None  # None: the suite's limit, as OpenVLA's evaluation
 
 
 def first_close_step(actions: Iterable) -> int | None:
@@ -99,7 +100,10 @@ def read_episodes(out_dir: str | os.PathLike) -> list[dict]:
 def _check_settings(out_dir: Path, settings: SweepSettings) -> None:
     path = out_dir / SETTINGS
     if path.is_file():
-        stored = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            raise SweepError(f"{path}: unreadable; delete it only if this directory holds no other sweep") from None
         if stored != asdict(settings):
             raise SweepError(
                 f"{out_dir} holds a sweep of {stored}, not {asdict(settings)}; use another --out directory"
@@ -124,14 +128,14 @@ def _episode_worker(job_queue, result_queue, settings: dict, out_dir: str) -> No
             seed = job_queue.get()
             if seed is None:
                 break
-            result_queue.put(("done", run_one(task, policy, seed, Path(out_dir))))
+            result_queue.put(("done", run_one(task, policy, seed, Path(out_dir), settings.get("max_steps"))))
     except Exception as exc:  # report, then let the parent stop the sweep
         result_queue.put(("error", f"{type(exc).__name__}: {exc}"))
     finally:
         task.close()
 
 
-def run_one(task, policy, seed: int, out_dir: Path) -> dict:
+def run_one(task, policy, seed: int, out_dir: Path, max_steps: int | None = None) -> dict:
     """Run episode ``seed``, write its step log atomically, return its episode line."""
     from vla_ch2.loop import EpisodeResult, run_episode
 
@@ -141,7 +145,7 @@ def run_one(task, policy, seed: int, out_dir: Path) -> dict:
     partial = path.with_suffix(".jsonl.partial")
     result, actions = EpisodeResult(seed=seed), []
     with StepLogWriter(partial) as writer:
-        for record in run_episode(task, policy, seed=seed, tag=f"seed-{seed}", result=result):
+        for record in run_episode(task, policy, seed=seed, max_steps=max_steps, tag=f"seed-{seed}", result=result):
             writer.write(record)
             actions.append(record["action"])
     os.replace(partial, path)
@@ -275,7 +279,10 @@ def merge(sources: list[str | os.PathLike], out_dir: str | os.PathLike) -> dict:
     for source in map(Path, sources):
         if not (source / SETTINGS).is_file():
             raise SweepError(f"{source}: not a sweep directory (no {SETTINGS})")
-        these = SweepSettings(**json.loads((source / SETTINGS).read_text(encoding="utf-8")))
+        try:
+            these = SweepSettings(**json.loads((source / SETTINGS).read_text(encoding="utf-8")))
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise SweepError(f"{source / SETTINGS}: unreadable sweep settings ({exc})") from None
         if settings is not None and these != settings:
             raise SweepError(f"{source}: a sweep of {asdict(these)} cannot be merged with {asdict(settings)}")
         settings = these
