@@ -1,0 +1,126 @@
+"""Exercise 2.x.1: reproduce the three silent failures on demand.
+
+Your task, top to bottom:
+
+1. ``failure_drills``: the §2.3 loop wrapped in a function with three toggles
+   that default to the correct values. It yields one step record per policy
+   step (``step``, ``img_mean``, ``action``, ``reward``, ``tag``) and never
+   stops early, not even on success.
+2. Three predicates that look at one run (a DataFrame from ``read_log``) and
+   say whether it shows a given failure: ``is_bad_prompt``, ``is_bad_unnorm``
+   and ``is_no_flip``, with the chapter's thresholds as defaults.
+3. ``main``: run the four drills (baseline, no_flip, bad_prompt, bad_unnorm)
+   into ``drills/`` and print which predicates fire on each run.
+
+Every ``raise NotImplementedError`` marks a place for your code. Check your
+work from the repository root with
+
+    vla-ch2 check 2.x.1 exercises/failure_drills.py
+
+and, once it passes, run the drills with ``python exercises/failure_drills.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from vla_ch2 import conventions as C
+from vla_ch2.env import LiberoTask
+from vla_ch2.logs import StepLogWriter, read_log, step_record
+from vla_ch2.loop import seed_everything
+from vla_ch2.policy import load_policy
+from vla_ch2.toggles import Toggles
+
+SUITE, TASK_ID = "libero_object", 0
+SEED, STEPS = 0, 500
+OUT_DIR = Path("drills")
+
+#: The four runs: the baseline, then exactly one toggle flipped in each.
+DRILLS = {
+    "baseline": {},
+    "no_flip": {"flip_image": False},
+    "bad_prompt": {"prompt_template": "rephrased"},
+    "bad_unnorm": {"unnorm_key": "bridge_orig"},
+}
+
+
+# --- 1. The loop with its three toggles --------------------------------------------------------
+
+
+def failure_drills(task, policy, flip_image=True, prompt_template="canonical", unnorm_key=None, seed=0,
+                   steps=500, tag="baseline"):
+    """Run one drill and yield one step record per policy step; never stop early.
+
+    Parameters
+    ----------
+    task : LiberoTask
+        A live LIBERO task (reused across runs).
+    policy : Policy
+        Anything with ``predict(image, prompt, unnorm_key)``.
+    flip_image, prompt_template, unnorm_key : the three toggles
+        ``True``, ``"canonical"`` and ``None`` (the suite's own statistics) are correct.
+    seed : int
+        Seeds Python and numpy, and picks the official initial state.
+    steps : int
+        Policy steps after the wait; the run goes on after a success.
+    tag : str
+        Written into every record.
+
+    The loop, in order:
+
+    * seed everything from ``seed`` (``seed_everything``);
+    * the prompt: the template named by ``prompt_template`` around the task's
+      instruction, lower-cased (``Toggles(...).prompt`` does this); the
+      statistics key: ``unnorm_key``, or the suite's own when it is ``None``;
+    * start from official initial state ``seed``, then send ``C.WAIT_ACTION``
+      for ``C.NUM_WAIT_STEPS`` steps while the objects settle;
+    * each of the ``steps`` steps: prepare the image from ``task.frame(obs)``
+      (``C.prepare_image``, with or without the flip), ask the policy, convert
+      the gripper (``C.postprocess_gripper``), step the simulator, and yield
+      ``step_record(step, image, action, reward, tag)``.
+    """
+    raise NotImplementedError("write the loop: seed, prompt and key, reset and wait, then one record per step")
+
+
+# --- 2. Three predicates, each on one run (a DataFrame from read_log) --------------------------
+
+
+def is_bad_prompt(run, threshold=0.05) -> bool:
+    """The arm barely moves: the time-mean of ``norm(action[:6])`` is below ``threshold``."""
+    raise NotImplementedError("average np.linalg.norm(action[:6]) over the steps; compare with threshold")
+
+
+def is_bad_unnorm(run, translation=0.1, fraction=0.1) -> bool:
+    """Translations out of scale: ``max |action[:3]| > translation`` on more than ``fraction`` of steps."""
+    raise NotImplementedError("count the steps whose largest |translation| exceeds `translation`")
+
+
+def is_no_flip(run) -> bool:
+    """By elimination: healthy magnitudes, the gripper closes at least once, and reward never rises above 0."""
+    raise NotImplementedError("neither other predicate fires, action[6] > 0.5 at some step, no reward > 0")
+
+
+PREDICATES = {"bad_prompt": is_bad_prompt, "bad_unnorm": is_bad_unnorm, "no_flip": is_no_flip}
+
+
+# --- 3. Four runs into drills/, then which predicate fires on each ----------------------------
+
+
+def main() -> None:
+    """Run the four drills into ``drills/`` and print which predicates fire on each run.
+
+    Load the policy (``load_policy``; the environment variable ``VLA_CH2_MODEL``
+    may name another checkpoint), open one ``LiberoTask(SUITE, TASK_ID)`` for
+    all four runs, write each run with a ``StepLogWriter`` to
+    ``drills/<tag>.jsonl``, copy this file there too, then read each log back
+    (``read_log``) and print the predicates that fire on it.
+    """
+    raise NotImplementedError("run DRILLS into OUT_DIR, then print which PREDICATES fire on each run")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,323 @@
+"""Meta-tests of ``vla-ch2 check``: the graders grade what they claim to.
+
+As nbgrader's ``validate`` and ``validate --invert``: every starter file in
+``exercises/`` fails every graded test, every worked solution in
+``solutions/`` passes them all. Mutants of the solutions (one plausible
+mistake each) prove that single tests can fail on their own, and the
+command line's exit codes and ``results.json`` are checked through
+``typer.testing.CliRunner``.
+
+Simulation tests (``-m sim``) run LIBERO with the embedded teaching model,
+or ``$VLA_CH2_MODEL``; while the embedded checkpoint has no weights yet, a
+random-weight checkpoint in the same format is built for the session.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from vla_ch2.grading import code_tests, grade_code, run_check
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_CHECKPOINT = REPO / "vla_ch2" / "checkpoints" / "teaching-vla-libero-object"
+
+#: Exercise -> (starter file, worked solution, does grading run LIBERO).
+FILES = {
+    "2.x.1": ("exercises/failure_drills.py", "solutions/failure_drills.py", True),
+    "2.x.2": ("exercises/sweep.py", "solutions/sweep.py", True),
+    "2.x.3": ("exercises/worksheet.md", "solutions/worksheet.md", False),
+    "2.x.4": ("exercises/sentences.txt", "solutions/sentences.txt", False),
+}
+
+
+def _need(*files: str) -> None:
+    missing = [f for f in files if not (REPO / f).is_file()]
+    if missing:
+        pytest.skip(f"not written yet: {', '.join(missing)}")
+
+
+# --- Fixtures -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def sim_model(tmp_path_factory):
+    """The checkpoint simulation tests use, exported as ``VLA_CH2_MODEL`` for the session."""
+    if os.environ.get("VLA_CH2_MODEL"):
+        yield os.environ["VLA_CH2_MODEL"]
+        return
+    if (DEFAULT_CHECKPOINT / "model.safetensors").is_file():
+        yield None
+        return
+    tokenizers = [DEFAULT_CHECKPOINT / "tokenizer.json", REPO / "data" / "tokenizer.json"]
+    tokenizer = next((t for t in tokenizers if t.is_file()), None)
+    if tokenizer is None:
+        pytest.skip("the embedded checkpoint has no weights yet and no tokenizer.json was found to build a "
+                    "random one; set VLA_CH2_MODEL to a checkpoint directory")
+    from vla_ch2.teaching_model import make_random_checkpoint
+
+    out = make_random_checkpoint(tmp_path_factory.mktemp("random-checkpoint"), tokenizer)
+    os.environ["VLA_CH2_MODEL"] = str(out)
+    try:
+        yield str(out)
+    finally:
+        os.environ.pop("VLA_CH2_MODEL", None)
+
+
+@dataclass
+class Checked:
+    code: int
+    results: dict | None
+    output: str
+
+
+@pytest.fixture(scope="session")
+def check(tmp_path_factory):
+    """``check(exercise, file)`` -> :class:`Checked`, each pair graded once per session."""
+    done: dict[tuple, Checked] = {}
+
+    def run(exercise: str, file: str) -> Checked:
+        if (exercise, file) not in done:
+            results = tmp_path_factory.mktemp("check") / "results.json"
+            console = Console(file=io.StringIO(), width=200)
+            code = run_check(exercise, REPO / file, results, console)
+            payload = json.loads(results.read_text(encoding="utf-8")) if results.is_file() else None
+            done[exercise, file] = Checked(code, payload, console.file.getvalue())
+        return done[exercise, file]
+
+    return run
+
+
+def _params(sim_marked: bool):
+    for exercise, (_, _, sim) in FILES.items():
+        yield pytest.param(exercise, marks=[pytest.mark.sim] if sim and sim_marked else [], id=exercise)
+
+
+# --- Stubs fail everything, solutions pass everything ---------------------------------------------
+
+
+@pytest.mark.parametrize("exercise", list(_params(sim_marked=False)))
+def test_starter_file_fails_every_test(check, exercise):
+    stub = FILES[exercise][0]
+    _need(stub)
+    checked = check(exercise, stub)
+    assert checked.code == 1, checked.output
+    tests = checked.results["tests"]
+    assert tests and all(t["status"] == "failed" and t["score"] == 0 for t in tests), checked.output
+    assert all(t["output"] for t in tests), "every failed test needs a hint"
+    assert checked.results["score"] == 0
+    if FILES[exercise][2]:  # code: the stub imports cleanly and each test meets a NotImplementedError
+        assert all(t["output"].startswith("not implemented yet: ") for t in tests), checked.output
+        assert "Traceback" not in checked.output
+
+
+@pytest.mark.parametrize("exercise", list(_params(sim_marked=True)))
+def test_solution_passes_every_test(check, sim_model, exercise):
+    solution = FILES[exercise][1]
+    _need(solution)
+    checked = check(exercise, solution)
+    assert checked.code == 0, checked.output
+    assert all(t["status"] == "passed" for t in checked.results["tests"]), checked.output
+    assert checked.results["score"] == checked.results["max_score"] > 0
+    assert f"total: {checked.results['score']}/{checked.results['max_score']}" in checked.output
+
+
+@pytest.mark.parametrize("exercise", ["2.x.1", "2.x.2"])
+def test_solution_files_start_with_the_marker(exercise):
+    solution = REPO / FILES[exercise][1]
+    assert solution.read_text(encoding="utf-8").splitlines()[0] == "# SOLUTION"
+
+
+def test_results_json_is_gradescope_shaped(check):
+    checked = check("2.x.2", FILES["2.x.2"][0])
+    payload = checked.results
+    tests = code_tests("2.x.2")
+    assert set(payload) >= {"score", "max_score", "tests"}
+    assert payload["max_score"] == sum(t.points for t in tests)
+    assert [t["name"] for t in payload["tests"]] == [t.name for t in tests]
+    for entry, test in zip(payload["tests"], tests):
+        assert set(entry) == {"name", "score", "max_score", "output", "status"}
+        assert entry["max_score"] == test.points and entry["status"] in ("passed", "failed")
+        assert f"FAIL  {test.name}" in checked.output
+    assert payload["score"] == sum(t["score"] for t in payload["tests"])
+
+
+# --- Each test can fail on its own: mutants of the solutions -------------------------------------
+
+#: (exercise, what the mutant gets wrong, text replaced, replacement, tests expected to fail)
+MUTANTS = [
+    ("2.x.1", "max instead of mean", "arm_norms.mean() < threshold", "arm_norms.max() < threshold",
+     {"bad_prompt_predicate"}),
+    ("2.x.1", "wrong default threshold", "def is_bad_prompt(run, threshold=0.05)", "def is_bad_prompt(run, threshold=0.5)",
+     {"bad_prompt_predicate", "no_flip_predicate"}),
+    ("2.x.1", "sign instead of magnitude", "np.abs(_actions(run)[:, :3])", "_actions(run)[:, :3]",
+     {"bad_unnorm_predicate"}),
+    ("2.x.1", "rotations counted as translations", "np.abs(_actions(run)[:, :3])", "np.abs(_actions(run)[:, :6])",
+     {"bad_unnorm_predicate"}),
+    ("2.x.1", "reward ignored", "and gripper_closes and never_rewarded", "and gripper_closes",
+     {"no_flip_predicate"}),
+    ("2.x.1", "gripper ignored", "and gripper_closes and never_rewarded", "and never_rewarded",
+     {"no_flip_predicate"}),
+    ("2.x.2", "0 for never", "            return step\n    return None", "            return step\n    return 0",
+     {"first_close"}),
+    ("2.x.2", "n - 1 in the denominator", "p * (1.0 - p) / episodes", "p * (1.0 - p) / (episodes - 1)",
+     {"standard_error_values"}),
+    ("2.x.2", "no guard for zero episodes", "if episodes <= 0:", "if episodes < 0:",
+     {"standard_error_needs_episodes"}),
+    ("2.x.2", "a count, not a rate", "if row[\"success\"]) / len(rows)", "if row[\"success\"])",
+     {"success_rate_values"}),
+    ("2.x.2", "saved somewhere else", "fig.savefig(out_png, format=\"png\"", "fig.savefig(out_png.with_suffix(\".svg\")",
+     {"plot_is_written"}),
+]
+
+
+def _mutate(tmp_path: Path, exercise: str, old: str, new: str) -> Path:
+    source = (REPO / FILES[exercise][1]).read_text(encoding="utf-8")
+    assert source.count(old) == 1, f"mutant text {old!r} must occur exactly once in {FILES[exercise][1]}"
+    path = tmp_path / Path(FILES[exercise][1]).name
+    path.write_text(source.replace(old, new), encoding="utf-8")
+    return path
+
+
+def _failed(results, exercise: str) -> set[str]:
+    names = {t.name: t.func.__name__ for t in code_tests(exercise)}
+    return {names[r.name] for r in results if not r.passed}
+
+
+@pytest.mark.parametrize("exercise,mistake,old,new,expected", MUTANTS, ids=[m[1] for m in MUTANTS])
+def test_a_mistake_fails_its_own_test(tmp_path, exercise, mistake, old, new, expected):
+    path = _mutate(tmp_path, exercise, old, new)
+    results = grade_code(exercise, path, select=lambda t: not t.sim)
+    assert _failed(results, exercise) == expected, [(r.name, r.output) for r in results]
+    for r in results:
+        assert "Traceback" not in r.output
+
+
+def test_hints_do_not_give_the_answer_away(tmp_path):
+    path = _mutate(tmp_path, "2.x.2", "p * (1.0 - p) / episodes", "p * (1.0 - p) / (episodes - 1)")
+    (result,) = [r for r in grade_code("2.x.2", path, select=lambda t: not t.sim) if not r.passed]
+    assert "standard_error(44, 50)" in result.output
+    correct = (0.88 * 0.12 / 50) ** 0.5  # 0.045956...
+    assert f"{correct:.5f}" not in result.output and f"{correct:.4g}" not in result.output
+
+
+SIM_MUTANTS = [
+    ("flip toggle ignored", "C.prepare_image(task.frame(obs), flip_image)", "C.prepare_image(task.frame(obs), True)",
+     {"no_flip_matches_the_chapters_loop"}),
+    ("statistics key toggle ignored", "key = unnorm_key or task.suite", "key = task.suite",
+     {"bad_unnorm_matches_the_chapters_loop"}),
+]
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("mistake,old,new,expected", SIM_MUTANTS, ids=[m[0] for m in SIM_MUTANTS])
+def test_a_loop_mistake_fails_only_its_drill(tmp_path, sim_model, mistake, old, new, expected):
+    path = _mutate(tmp_path, "2.x.1", old, new)
+    results = grade_code("2.x.1", path, select=lambda t: t.sim and "matches" in t.func.__name__, model=sim_model)
+    assert len(results) == 4
+    assert _failed(results, "2.x.1") == expected, [(r.name, r.output) for r in results]
+
+
+def test_reader_exceptions_are_reported_per_test(tmp_path):
+    source = (REPO / FILES["2.x.1"][1]).read_text(encoding="utf-8")
+    broken = source.replace("    arm_norms = np.linalg", "    1 / 0\n    arm_norms = np.linalg")
+    path = tmp_path / "failure_drills.py"
+    path.write_text(broken, encoding="utf-8")
+    results = {r.name: r for r in grade_code("2.x.1", path, select=lambda t: not t.sim)}
+    failed = [r for r in results.values() if not r.passed]
+    line = broken.splitlines().index("    1 / 0") + 1
+    assert len(failed) == 2  # is_bad_prompt, and is_no_flip which calls it
+    for r in failed:
+        assert r.output.startswith("your code raised ZeroDivisionError: division by zero")
+        assert f"line {line} of failure_drills.py" in r.output
+
+
+# --- The command line ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    from vla_ch2.cli import app
+
+    monkeypatch.chdir(REPO)
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        result = runner.invoke(app, ["check", *args, "--results", str(tmp_path / "results.json")])
+        assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+        return result
+
+    return invoke
+
+
+def test_cli_full_marks_exit_0(cli, tmp_path):
+    _need(FILES["2.x.4"][1])
+    result = cli("2.x.4", FILES["2.x.4"][1])
+    assert result.exit_code == 0, result.output
+    payload = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    assert payload["score"] == payload["max_score"] == 3
+    assert "total: 3/3" in result.output and result.output.count("PASS") == 3
+
+
+def test_cli_missing_marks_exit_1(cli, tmp_path):
+    _need(FILES["2.x.3"][0])
+    result = cli("2.x.3", FILES["2.x.3"][0])
+    assert result.exit_code == 1, result.output
+    payload = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    assert payload["max_score"] == 6 and payload["score"] < 6
+    assert "total: " in result.output and "FAIL" in result.output
+
+
+def test_cli_default_file_is_the_starter(cli):
+    result = cli("2.x.2")
+    assert result.exit_code == 1, result.output
+    assert "exercises/sweep.py" in result.output and "not implemented yet" in result.output
+
+
+@pytest.mark.parametrize("exercise", ["2.x.9", "3.x.1", "drills"])
+def test_cli_unknown_exercise_exit_2(cli, tmp_path, exercise):
+    result = cli(exercise, "exercises/sweep.py")
+    assert result.exit_code == 2, result.output
+    assert "unknown exercise" in result.output and "2.x.1" in result.output
+    assert not (tmp_path / "results.json").exists()
+
+
+def test_cli_missing_file_exit_2(cli, tmp_path):
+    result = cli("2.x.1", "no/such/failure_drills.py")
+    assert result.exit_code == 2, result.output
+    assert "no/such/failure_drills.py" in result.output and "no such file" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_directory_exit_2(cli):
+    result = cli("2.x.4", "exercises")
+    assert result.exit_code == 2, result.output
+    assert "directory" in result.output
+
+
+@pytest.mark.parametrize("source,message", [
+    ("def failure_drills(:\n    pass\n", "does not compile"),
+    ("import vla_ch2_no_such_module\n", "ModuleNotFoundError"),
+    ("raise RuntimeError('boom at import')\n", "RuntimeError: boom at import"),
+])
+def test_cli_broken_file_fails_every_test_without_traceback(cli, tmp_path, source, message):
+    path = tmp_path / "failure_drills.py"
+    path.write_text(source, encoding="utf-8")
+    result = cli("2.x.1", str(path))
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    payload = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    assert len(payload["tests"]) == len(code_tests("2.x.1")) and payload["score"] == 0
+    assert all(message in t["output"] for t in payload["tests"]), payload["tests"][0]["output"]
+
+
+def test_cli_leaves_no_partial_results_file(cli, tmp_path):
+    cli("2.x.2", FILES["2.x.2"][0])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
