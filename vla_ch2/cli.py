@@ -55,8 +55,12 @@ def _progress() -> Progress:
 
 
 def _policy(model: Optional[str], trust_remote_code: bool):
+    import torch
+
     from vla_ch2.policy import load_policy
 
+    if not torch.cuda.is_available():
+        torch.set_num_threads(1)  # a small model on a CPU: threads cost more than they give
     with err.status(f"loading {model or 'the teaching model'}"):
         return load_policy(model, trust_remote_code=True if trust_remote_code else None)
 

@@ -1,0 +1,129 @@
+"""The three predicates: crafted runs for each rule, bad input, and real drill logs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from vla_ch2.cli import app
+from vla_ch2.predicates import (PredicateInputError, bad_prompt_calibrated, bad_prompt_literal,
+                                bad_unnorm_calibrated, bad_unnorm_literal, classify, no_flip_calibrated,
+                                no_flip_literal, signature, verify_directory)
+
+
+def run_of(actions, rewards=None, img_mean=120.0, tag="x"):
+    actions = np.asarray(actions, dtype=float)
+    rewards = np.zeros(len(actions)) if rewards is None else np.asarray(rewards, dtype=float)
+    return pd.DataFrame({"step": range(len(actions)), "img_mean": img_mean, "action": [list(a) for a in actions],
+                         "reward": rewards, "tag": tag})
+
+
+def healthy(n=200, seed=0, success=True, scale=0.6):
+    """A run that moves, closes the gripper once in the middle and (optionally) succeeds."""
+    rng = np.random.default_rng(seed)
+    a = np.zeros((n, 7))
+    a[:, :3] = scale * np.sin(np.linspace(0, 6, n))[:, None] * np.array([1, -0.7, 0.5]) + rng.normal(0, 0.05, (n, 3))
+    a[:, 3:6] = rng.normal(0, 0.02, (n, 3))
+    a[:, 6] = np.where((np.arange(n) > n // 3) & (np.arange(n) < 2 * n // 3), 1.0, -1.0)
+    rewards = np.zeros(n)
+    if success:
+        rewards[-1] = 1.0
+    return a, rewards
+
+
+def test_literal_bad_prompt_threshold():
+    a = np.zeros((50, 7))
+    a[:, 6] = -1
+    a[:, 0] = 0.049
+    assert bad_prompt_literal(run_of(a))
+    a[:, 0] = 0.051
+    assert not bad_prompt_literal(run_of(a))
+    assert bad_prompt_literal(run_of(a), threshold=0.06)
+
+
+def test_literal_bad_unnorm_fraction():
+    a = np.zeros((100, 7))
+    a[:11, 1] = -0.2  # 11 % of steps above 0.1 m
+    assert bad_unnorm_literal(run_of(a))
+    a[:9, 1] = 0.0  # 2 % of steps
+    assert not bad_unnorm_literal(run_of(a))
+    assert bad_unnorm_literal(run_of(a), fraction=0.01)
+
+
+def test_literal_no_flip_by_elimination():
+    a, _ = healthy(scale=0.05)  # magnitudes the chapter calls healthy
+    a[:, :3] = np.clip(a[:, :3], -0.09, 0.09)
+    assert no_flip_literal(run_of(a))
+    assert not no_flip_literal(run_of(a, rewards=np.r_[np.zeros(len(a) - 1), 1.0]))  # rewarded
+    a[:, 6] = -1.0
+    assert not no_flip_literal(run_of(a))  # the gripper never closes
+
+
+def test_calibrated_predicates_against_a_baseline():
+    base_a, base_r = healthy()
+    baseline = run_of(base_a, base_r)
+    assert classify(baseline, baseline, "calibrated") == {"bad_prompt": False, "bad_unnorm": False, "no_flip": False}
+    shrunk = base_a.copy()
+    shrunk[:, :3] *= 0.04  # Bridge statistics on LIBERO outputs
+    assert bad_unnorm_calibrated(run_of(shrunk), baseline)
+    grown = base_a.copy()
+    grown[:, :3] *= 5
+    assert bad_unnorm_calibrated(run_of(grown), baseline)
+    stuck = np.tile(base_a[40:41], (len(base_a), 1))  # the same action every step
+    assert bad_prompt_calibrated(run_of(stuck), baseline) and not bad_unnorm_calibrated(run_of(stuck), baseline)
+    wandering, _ = healthy(seed=1, success=False)
+    assert no_flip_calibrated(run_of(wandering), baseline)
+    assert not no_flip_calibrated(run_of(wandering), run_of(*healthy(seed=2, success=False)))
+
+
+@pytest.mark.parametrize(
+    "run, message",
+    [
+        (run_of(np.zeros((0, 7))), "empty"),
+        (run_of(np.full((5, 7), np.nan)), "NaN"),
+        (run_of(np.zeros((5, 6))), "7 elements"),
+    ],
+)
+def test_bad_runs_give_clear_errors(run, message):
+    with pytest.raises(PredicateInputError, match=message):
+        signature(run)
+
+
+def test_calibrated_needs_a_baseline():
+    with pytest.raises(PredicateInputError, match="baseline"):
+        classify(run_of(healthy()[0]), None, "calibrated")
+
+
+def test_verify_reports_a_missing_baseline(tmp_path):
+    for tag in ("no_flip", "bad_prompt", "bad_unnorm"):
+        (tmp_path / f"{tag}.jsonl").write_text("")
+    with pytest.raises(FileNotFoundError, match="baseline.jsonl: missing"):
+        verify_directory(tmp_path)
+    result = CliRunner().invoke(app, ["predicates", "verify", str(tmp_path)])
+    assert result.exit_code == 2 and "baseline" in result.output
+
+
+def _write(path, run):
+    path.write_text("".join(json.dumps({"step": int(r.step), "img_mean": float(r.img_mean), "action": list(r.action),
+                                        "reward": float(r.reward), "tag": r.tag}) + "\n" for r in run.itertuples()))
+
+
+def test_verify_exit_codes_on_crafted_drills(tmp_path):
+    base_a, base_r = healthy()
+    shrunk = base_a.copy()
+    shrunk[:, :3] *= 0.04
+    runs = {"baseline": run_of(base_a, base_r, tag="baseline"),
+            "no_flip": run_of(healthy(seed=1, success=False)[0], tag="no_flip"),
+            "bad_prompt": run_of(np.tile(base_a[40:41], (200, 1)), tag="bad_prompt"),
+            "bad_unnorm": run_of(shrunk, tag="bad_unnorm")}
+    for tag, run in runs.items():
+        _write(tmp_path / f"{tag}.jsonl", run)
+    report = verify_directory(tmp_path)
+    assert report["ok"] and report["mode"] == "calibrated"  # LIBERO-scale actions defeat the literal thresholds
+    assert CliRunner().invoke(app, ["predicates", "verify", str(tmp_path)]).exit_code == 0
+    _write(tmp_path / "bad_prompt.jsonl", runs["baseline"])  # a toggle that did nothing
+    assert CliRunner().invoke(app, ["predicates", "verify", str(tmp_path)]).exit_code == 1
