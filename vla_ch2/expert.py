@@ -40,6 +40,7 @@ class ExpertConfig:
     descend_steps: int = 30
     tolerance: float = 0.01
     xy_tolerance: float = 0.004
+    close_height: float = 0.012
     max_attempts: int = 2
     grasp_dz: dict = field(default_factory=lambda: dict(GRASP_DZ))
 
@@ -99,8 +100,11 @@ class ScriptedExpert:
         if self.phase == "descend":
             goal = obj + np.array([self._offset[0], self._offset[1], self._dz()])
             self.counter += 1
-            # Fingers may touch the table before the goal: close after a timeout.
-            if np.linalg.norm(goal - eef) < cfg.tolerance or self.counter > cfg.descend_steps:
+            # Close as soon as the hand is low enough: a condition the camera can see,
+            # so a learner can tell from the image alone when to close. The timeout
+            # only catches a hand that cannot get that low.
+            low_enough = eef[2] < goal[2] + cfg.close_height and np.linalg.norm((goal - eef)[:2]) < cfg.tolerance
+            if low_enough or self.counter > cfg.descend_steps:
                 self.phase, self.counter = "close", 0
                 self._grasp = (eef.copy(), obj.copy())
             return self._move(goal, eef, OPEN)
