@@ -413,6 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run", type=Path, default=Path("data/run"))
     p.add_argument("--tokenizer", type=Path, default=Path("data/tokenizer.json"))
     p.add_argument("--out", type=Path, default=CHECKPOINT_DIR)
+    p.add_argument("--demos", type=Path, default=Path("data/demos"), help="collection summaries to record")
     args = parser.parse_args(argv)
 
     if args.command == "demos":
@@ -446,6 +447,10 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({k: v for k, v in summary.items() if k not in ("log", "statistics")}))
     elif args.command == "export":
         digest = export_checkpoint(args.run / "weights.pt", args.run / "train.json", args.tokenizer, args.out)
+        summaries = [json.loads(p.read_text())["summary"] for p in sorted(args.demos.glob("task_*.json"))]
+        if summaries:
+            summaries.sort(key=lambda d: d["task_id"])
+            (args.out / "demos.json").write_text(json.dumps(summaries, indent=2) + "\n")
         print(f"model.safetensors sha256 {digest}")
     return 0
 
