@@ -40,6 +40,11 @@ def _import_libero():
     # LIBERO asks on first import where to keep its config unless the file exists.
     config_dir = os.environ.setdefault("LIBERO_CONFIG_PATH", os.path.expanduser("~/.libero"))
     os.makedirs(config_dir, exist_ok=True)
+    # robosuite warns three times at import that it has no private macro file;
+    # an empty one (robosuite's defaults) says the same thing silently.
+    import types
+
+    sys.modules.setdefault("robosuite.macros_private", types.ModuleType("robosuite.macros_private"))
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             from libero.libero import benchmark, get_libero_path
