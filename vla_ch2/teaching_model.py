@@ -133,15 +133,47 @@ def to_training_convention(env_actions: np.ndarray) -> np.ndarray:
 # --- 3. Dataset and training -----------------------------------------------------
 
 
-def load_dataset(data_dir: Path, tokenizer, vocab_size: int) -> dict:
+def relabel_holds(env_actions: np.ndarray, episodes: np.ndarray, hold_steps: int = 5) -> tuple[np.ndarray, int]:
+    """Label the still part of each grasp with the action that ends it.
+
+    The expert closes the gripper and holds still for a fixed number of steps
+    (a counter the camera cannot see), then lifts. Frames after the fingers have
+    closed look alike whether the count is at 6 or at 14, so cloning them as
+    "hold" teaches a policy to hold forever. From ``hold_steps`` into each hold
+    on, the label becomes the expert's next (lift) action: a label that depends
+    only on what the image shows, as in DAgger-style relabelling.
+    Returns the new actions and how many labels changed.
+    """
+    actions = np.array(env_actions, dtype=np.float64, copy=True)
+    holding = (actions[:, 6] > 0) & (np.linalg.norm(actions[:, :3], axis=1) == 0.0)
+    changed, i, n = 0, 0, len(actions)
+    while i < n:
+        if not holding[i]:
+            i += 1
+            continue
+        j = i
+        while j < n and holding[j] and episodes[j] == episodes[i]:
+            j += 1
+        if j < n and episodes[j] == episodes[i] and j - i > hold_steps:
+            actions[i + hold_steps : j] = actions[j]
+            changed += j - i - hold_steps
+        i = j
+    return actions, changed
+
+
+def load_dataset(data_dir: Path, tokenizer, vocab_size: int, hold_steps: int | None = 7) -> dict:
     """All demos as JPEG frames, prompt token ids and action token ids."""
     from vla_ch2.demos import load_task_demos
 
     frames, prompts, tokens, all_actions, n_traj = [], [], [], [], 0
-    prompt_cache = {}
+    prompt_cache, relabelled = {}, 0
     for path in sorted(Path(data_dir).glob("task_*.npz")):
         demo = load_task_demos(path)
-        actions = to_training_convention(demo["actions"])
+        env_actions = demo["actions"]
+        if hold_steps is not None:
+            env_actions, changed = relabel_holds(env_actions, demo["episodes"], hold_steps)
+            relabelled += changed
+        actions = to_training_convention(env_actions)
         all_actions.append(actions)
         n_traj += len(set(demo["episodes"].tolist()))
         language = demo["language"]
@@ -157,7 +189,8 @@ def load_dataset(data_dir: Path, tokenizer, vocab_size: int) -> dict:
     a = stats["action"]
     normalized = C.normalize_actions(actions, np.asarray(a["q01"]), np.asarray(a["q99"]))
     tokens = C.normalized_to_tokens(normalized, vocab_size)
-    return {"frames": frames, "prompts": prompts, "tokens": tokens.astype(np.int64), "stats": stats}
+    return {"frames": frames, "prompts": prompts, "tokens": tokens.astype(np.int64), "stats": stats,
+            "relabelled": relabelled}
 
 
 def random_resized_crops(images, area: float = C.CENTER_CROP_AREA, generator=None):
@@ -240,7 +273,7 @@ def train(
     cfg = modeling.TeachVLAConfig(vocab_size=tokenizer.get_vocab_size(), **(config_overrides or {}))
     data = load_dataset(data_dir, tokenizer, cfg.vocab_size)
     n = len(data["frames"])
-    print(f"[train] {n} frames; decoding images", flush=True)
+    print(f"[train] {n} frames ({data['relabelled']} hold labels relabelled); decoding images", flush=True)
     images = torch.from_numpy(np.stack([decode_frame(f) for f in data["frames"]])).permute(0, 3, 1, 2).contiguous()
     images = images.to(device)  # uint8 on the device; crops and scaling happen per batch
     input_ids, labels = _sequences(data["prompts"], data["tokens"], tokenizer.token_to_id("▁"), cfg.pad_token_id)
@@ -291,7 +324,7 @@ def train(
     torch.save(state, out_dir / "weights.pt")
     summary = {
         "frames": n, "text_chunks": n_text, "steps": steps, "batch_size": batch_size, "lr": lr,
-        "text_fraction": text_fraction, "seed": seed, "device": device,
+        "text_fraction": text_fraction, "seed": seed, "device": device, "relabelled_holds": data["relabelled"],
         "device_name": torch.cuda.get_device_name(0) if device.startswith("cuda") else "cpu",
         "torch": torch.__version__, "parameters": n_params, "train_seconds": round(time.time() - start, 1), "log": log,
         "config": {k: getattr(cfg, k) for k in ("vocab_size", "image_size", "patch_size", "vision_dim", "d_model",
