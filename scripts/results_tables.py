@@ -71,11 +71,29 @@ def sweep_table() -> str:
     ) if ref else f"| {s['episodes']} | {s['successes']} | {100 * s['success_rate']:.1f} % |\n"
 
 
+def first_close_summary() -> str:
+    rows = [json.loads(line) for line in (R / "sweep" / "episodes.jsonl").read_text().splitlines()]
+    wins = [r["first_close_step"] for r in rows if r["success"] and r["first_close_step"] is not None]
+    losses = [r for r in rows if not r["success"]]
+    never = sum(1 for r in losses if r["first_close_step"] is None)
+    immediate = sum(1 for r in losses if r["first_close_step"] is not None and r["first_close_step"] < 5)
+    inside = sum(1 for s in wins if 60 <= s <= 100)
+    lines = ["| measure | value |", "|---|---|"]
+    if wins:
+        lines += [f"| successes: first close, min / median / max | {min(wins)} / {sorted(wins)[len(wins) // 2]} / "
+                  f"{max(wins)} |",
+                  f"| successes whose first close lies in steps 60 to 100 (the chapter's band) | {inside} of {len(wins)} |"]
+    lines += [f"| failures | {len(losses)} |", f"| failures that never close | {never} |",
+              f"| failures that close within the first 5 steps | {immediate} |",
+              f"| failures that close later | {len(losses) - never - immediate} |"]
+    return "\n".join(lines) + "\n"
+
+
 def tasks_table() -> str:
     lines = ["| task | instruction | episodes | success rate | standard error |", "|---|---|---|---|---|"]
     rows = [(0, R / "sweep")] + [(int(p.name.split("-")[1]), p) for p in sorted(R.glob("tasks/task-*"))]
-    names = json.loads(Path("vla_ch2/checkpoints/teaching-vla-libero-object/task_names.json").read_text()) \
-        if Path("vla_ch2/checkpoints/teaching-vla-libero-object/task_names.json").is_file() else {}
+    demos = json.loads(Path("vla_ch2/checkpoints/teaching-vla-libero-object/demos.json").read_text())
+    names = {str(d["task_id"]): d["language"] for d in demos}
     for task, directory in sorted(rows):
         if not (directory / "summary.json").is_file():
             continue
@@ -98,6 +116,7 @@ def main() -> None:
         "drills_literal.md": lambda: literal_table(R / "drills"),
         "drills_robustness.md": robustness_table,
         "sweep.md": sweep_table,
+        "first_close.md": first_close_summary,
         "tasks.md": tasks_table,
         "bench.md": bench_table,
     }
