@@ -35,6 +35,14 @@ def healthy(n=200, seed=0, success=True, scale=0.6):
     return a, rewards
 
 
+def twitching(base_a, moving=30, seed=3):
+    """A few decisive moves, then near-zero twitches: what a stalled policy logs."""
+    a = base_a.copy()
+    a[moving:, :6] = np.random.default_rng(seed).normal(0, 0.005, (len(a) - moving, 6))
+    a[:moving, :3] = 0.6
+    return a
+
+
 def test_literal_bad_prompt_threshold():
     a = np.zeros((50, 7))
     a[:, 6] = -1
@@ -73,11 +81,16 @@ def test_calibrated_predicates_against_a_baseline():
     grown = base_a.copy()
     grown[:, :3] *= 5
     assert bad_unnorm_calibrated(run_of(grown), baseline)
-    stuck = np.tile(base_a[40:41], (len(base_a), 1))  # the same action every step
+    stuck = twitching(base_a)
     assert bad_prompt_calibrated(run_of(stuck), baseline) and not bad_unnorm_calibrated(run_of(stuck), baseline)
+    assert not no_flip_calibrated(run_of(stuck), baseline)
+    assert not bad_prompt_calibrated(run_of(stuck, rewards=base_r), baseline)  # a rewarded run is not broken
     wandering, _ = healthy(seed=1, success=False)
     assert no_flip_calibrated(run_of(wandering), baseline)
-    assert not no_flip_calibrated(run_of(wandering), run_of(*healthy(seed=2, success=False)))
+    failed_baseline = run_of(*healthy(seed=2, success=False))
+    # By elimination only works when the baseline itself succeeded: an unrewarded
+    # baseline looks like no_flip, and verify reports it as wrong.
+    assert no_flip_calibrated(failed_baseline, failed_baseline)
 
 
 @pytest.mark.parametrize(
@@ -118,7 +131,7 @@ def test_verify_exit_codes_on_crafted_drills(tmp_path):
     shrunk[:, :3] *= 0.04
     runs = {"baseline": run_of(base_a, base_r, tag="baseline"),
             "no_flip": run_of(healthy(seed=1, success=False)[0], tag="no_flip"),
-            "bad_prompt": run_of(np.tile(base_a[40:41], (200, 1)), tag="bad_prompt"),
+            "bad_prompt": run_of(twitching(base_a), tag="bad_prompt"),
             "bad_unnorm": run_of(shrunk, tag="bad_unnorm")}
     for tag, run in runs.items():
         _write(tmp_path / f"{tag}.jsonl", run)

@@ -60,6 +60,8 @@ def signature(run) -> dict:
         "mean_norm_action6": float(np.mean(np.linalg.norm(a[:, :6], axis=1))),
         "max_abs_translation": float(np.max(np.abs(a[:, :3]))),
         "median_abs_translation": float(np.median(np.max(np.abs(a[:, :3]), axis=1))),
+        "p95_abs_translation": float(np.percentile(np.max(np.abs(a[:, :3]), axis=1), 95)),
+        "median_norm_action6": float(np.median(np.linalg.norm(a[:, :6], axis=1))),
         "median_abs_rotation": float(np.median(np.max(np.abs(a[:, 3:6]), axis=1))),
         "fraction_translation_above_0.1": float(np.mean(np.max(np.abs(a[:, :3]), axis=1) > 0.1)),
         "gripper_closes": int(np.sum(closed[1:] & ~closed[:-1]) + int(closed[0])),
@@ -92,6 +94,12 @@ def no_flip_literal(run, threshold: float = 0.05, translation: float = 0.1, frac
 
 
 # --- calibrated: relative to the baseline run of the same drills ---------------------------
+#
+# Measured on the teaching model (docs/results): the literal thresholds fail
+# because LIBERO actions are controller inputs in [-1, 1], so a healthy run
+# exceeds 0.1 on many steps, and because a drill does not stop at success, so
+# a baseline spends most of its steps holding still. The calibrated tests
+# therefore use robust per-run statistics and the baseline's scale.
 
 
 def _ratio(value: float, reference: float) -> float:
@@ -99,33 +107,34 @@ def _ratio(value: float, reference: float) -> float:
 
 
 def bad_unnorm_calibrated(run, baseline, factor: float = 3.0) -> bool:
-    """Translations on another scale: the median translation size is off the baseline's by more than ``factor``.
+    """Translations on another scale: their 95th percentile is off the baseline's by more than ``factor``.
 
     Un-normalising with another embodiment's statistics rescales every
     dimension by the ratio of the two q01..q99 ranges, in either direction.
     """
-    r = _ratio(signature(run)["median_abs_translation"], signature(baseline)["median_abs_translation"])
+    r = _ratio(signature(run)["p95_abs_translation"], signature(baseline)["p95_abs_translation"])
     return r > factor or r < 1.0 / factor
 
 
-def bad_prompt_calibrated(run, baseline, factor: float = 3.0, stillness: float = 0.2) -> bool:
-    """The model no longer decodes the scene into actions: the action stream stops moving.
+def bad_prompt_calibrated(run, baseline, factor: float = 3.0, stillness: float = 0.05) -> bool:
+    """Twitching near zero: at most steps ``norm(action[:6])`` is below ``stillness``, and no reward.
 
-    Step-to-step change of ``action[:6]`` below ``stillness`` of the baseline's
-    while the translation scale is not the unnorm-key failure's.
+    The median ignores the first moves a run makes before it stalls; the
+    chapter's mean does not. Translation scale must match the baseline's
+    (otherwise it is the statistics, not the prompt).
     """
     if bad_unnorm_calibrated(run, baseline, factor):
         return False
-    s, b = signature(run), signature(baseline)
-    return _ratio(s["action_change"], b["action_change"]) < stillness or s["mean_norm_action6"] < 0.05
+    s = signature(run)
+    return s["median_norm_action6"] < stillness and not s["rewarded"]
 
 
-def no_flip_calibrated(run, baseline, factor: float = 3.0, stillness: float = 0.2) -> bool:
-    """By elimination: scale and motion like the baseline's, a closing gripper, but no reward where the baseline had one."""
-    if bad_unnorm_calibrated(run, baseline, factor) or bad_prompt_calibrated(run, baseline, factor, stillness):
+def no_flip_calibrated(run, baseline, factor: float = 3.0, stillness: float = 0.05) -> bool:
+    """By elimination: baseline-scale actions that keep moving, a gripper that closes, and never a reward."""
+    if bad_unnorm_calibrated(run, baseline, factor):
         return False
-    s, b = signature(run), signature(baseline)
-    return s["gripper_closes"] > 0 and not s["rewarded"] and b["rewarded"]
+    s = signature(run)
+    return s["median_norm_action6"] >= stillness and s["gripper_closes"] > 0 and not s["rewarded"]
 
 
 def classify(run, baseline=None, mode: str = "literal") -> dict[str, bool]:
