@@ -97,6 +97,9 @@ def main() -> None:
         f"random-resized crops of area 0.9 (OpenVLA's LIBERO augmentation; evaluation uses the centre crop). Loss: "
         f"cross-entropy on the 7 action tokens, plus a language-modelling loss on plain text for "
         f"{int(100 * train['text_fraction'])} % of each batch (the trunk is a language model, as OpenVLA's Llama 2 is). "
+        f"In each grasp, frames from the 7th still step on are labelled with the lift that ends the hold "
+        f"({train.get('relabelled_holds', 0)} labels; `relabel_holds`), because the expert's hold length is a counter "
+        "the camera cannot see and cloning it taught an earlier model to hold forever. "
         f"Seed {train['seed']}. Ran on {train['device_name']} (torch {train['torch']}) in {train['train_seconds']:.0f} s: "
         "`python -m vla_ch2.teaching_model tokenizer`, `... train`, `... export`. Final training log line: "
         f"`{train['log'][-1]}`.",
