@@ -118,7 +118,7 @@ def main() -> None:
         s = load(path)
         task_rows.append(f"| {s['task']} | {s['successes']}/{s['episodes']} | {100 * s['success_rate']:.0f} % |")
     if task_rows:
-        lines += ["- Other tasks, initial states 0..9 each (`vla-ch2 sweep --task T --episodes 10`):", "",
+        lines += ["- Other tasks, official initial states 0..4 each (`vla-ch2 sweep --task T --episodes 5`):", "",
                   "| task | successes | rate |", "|---|---|---|", *task_rows, ""]
     if bench:
         lines.append(f"- CPU time per action on one core: {bench['policy_ms_per_action']} ms (goal was under 5 ms); "

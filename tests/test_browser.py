@@ -189,7 +189,8 @@ def test_search_finds_unnorm_key(site_url, page):
         page.locator("label[for='__search']").first.click()
     box.fill("unnorm_key")
     results = page.locator(".md-search-result__item")
-    expect(results.first).to_be_visible()
+    # The search index is built by a web worker: on a loaded 2-core machine it can take a while.
+    expect(results.first).to_be_visible(timeout=30_000)
     assert results.count() > 0
     assert "unnorm" in page.locator(".md-search-result").inner_text().lower()
 

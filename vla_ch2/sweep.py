@@ -261,6 +261,9 @@ def summarise(rows: list[dict], settings: SweepSettings) -> dict:
 def write_summary(out_dir: Path, settings: SweepSettings, rows: list[dict], last_run: dict | None = None) -> dict:
     """Write ``summary.json`` atomically and return it (``last_run``: what this invocation ran, and how long)."""
     summary = summarise(rows, settings)
+    previous = out_dir / SUMMARY
+    if last_run is not None and last_run["episodes_run"] == 0 and previous.is_file():
+        last_run = json.loads(previous.read_text(encoding="utf-8")).get("last_run", last_run)  # nothing new ran
     if last_run is not None:
         summary["last_run"] = last_run
     partial = out_dir / (SUMMARY + ".partial")
