@@ -8,7 +8,7 @@ The defaults are the correct values; a drill flips exactly one of them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from vla_ch2.conventions import PROMPT_TEMPLATES
 
@@ -63,7 +63,3 @@ DRILLS = {
     "bad_unnorm": Toggles(unnorm_key="bridge_orig"),
 }
 
-
-def with_changes(toggles: Toggles, **changes) -> Toggles:
-    """A copy of ``toggles`` with some fields changed (validated again)."""
-    return replace(toggles, **changes)
