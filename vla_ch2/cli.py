@@ -133,27 +133,30 @@ def drills(
         jobs = {tag: bar.add_task(tag, total=steps) for tag in DRILLS}
         run_drills(out, policy, settings, force=force, video_dir=videos,
                    progress=lambda tag, step, total: bar.update(jobs[tag], completed=step))
-    verify(out, mode="auto", as_json=False, exit_on_result=False)
+    verify(out, mode="auto", steps=None, as_json=False, exit_on_result=False)
 
 
 @predicates_app.command("verify")
 @user_errors
 def verify(
     directory: Path = typer.Argument(..., help="a drills directory (baseline/no_flip/bad_prompt/bad_unnorm .jsonl)"),
-    mode: str = typer.Option("auto", help="auto, literal (the chapter's thresholds) or calibrated"),
+    mode: str = typer.Option("auto", help="auto, literal (the chapter's thresholds), calibrated (relative to the "
+                             "baseline) or instrumented (image layout and token probability too)"),
+    steps: Optional[int] = typer.Option(None, help="judge only the first STEPS steps of each run"),
     as_json: bool = typer.Option(False, "--json", help="print the report as one JSON object"),
     exit_on_result: bool = typer.Option(True, hidden=True),
 ):
     """Which predicates fire on each run; exit 0 only if each failure fires exactly its own."""
     from vla_ch2.predicates import verify_directory
 
-    report = verify_directory(directory, mode=mode)
+    report = verify_directory(directory, mode=mode, steps=steps)
     if as_json:
         print(json.dumps(report, indent=2))
         if exit_on_result and not report["ok"]:
             raise typer.Exit(1)
         return
-    table = Table(title=f"predicates ({report['mode']}) on {directory}")
+    judged = f", first {steps} steps" if steps else ""
+    table = Table(title=f"predicates ({report['mode']}) on {directory}{judged}")
     table.add_column("run")
     for name in report["predicates"]:
         table.add_column(name)

@@ -7,7 +7,9 @@ plus a combined file. A drill runs a fixed horizon without stopping at
 success, so the four logs are comparable line for line.
 
 A run is written to ``<tag>.jsonl.partial`` and renamed only when whole, so a
-run cut short is redone on the next call and never read as complete.
+run cut short is redone on the next call and never read as complete. The logs
+carry the chapter's five fields plus the two instrument fields of
+:mod:`vla_ch2.logs`.
 """
 
 from __future__ import annotations
@@ -38,16 +40,19 @@ def failure_drills(
     steps: int = DEFAULT_STEPS,
     tag: str = "baseline",
     frames: list | None = None,
+    instruments: bool = False,
 ) -> Iterator[dict]:
     """The loop with its three toggles; yields one step record per policy step.
 
     ``seed`` fixes LIBERO's initial condition (official initial state
     ``seed mod 50``) and seeds Python's and numpy's generators. The run never
     stops early: ``steps`` records come out, reward logged at every one.
+    ``instruments`` adds the two instrument fields of :mod:`vla_ch2.logs` to
+    the chapter's five (``vla-ch2 drills`` does).
     """
     toggles = Toggles(flip_image=flip_image, prompt_template=prompt_template, unnorm_key=unnorm_key)
     yield from run_episode(task, policy, toggles, seed=seed, max_steps=steps, stop_on_success=False, tag=tag,
-                           frames=frames)
+                           frames=frames, instruments=instruments)
 
 
 @dataclass(frozen=True)
@@ -119,7 +124,7 @@ def run_drills(
             frames = [] if video_dir is not None else None
             with StepLogWriter(partial) as writer:
                 runs = failure_drills(task, policy, toggles.flip_image, toggles.prompt_template, toggles.unnorm_key,
-                                      settings.seed, settings.steps, tag, frames)
+                                      settings.seed, settings.steps, tag, frames, instruments=True)
                 for record in runs:
                     writer.write(record)
                     if progress:

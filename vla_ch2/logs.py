@@ -4,6 +4,16 @@
 seven env-action elements, rounded), ``reward`` and ``tag`` (which run wrote
 the line). The writer flushes every line so a killed run loses nothing it
 had done; the reader refuses a malformed line and says where it is.
+
+The library's drills add two optional *instrument* fields, one per broken
+input that the five fields cannot see (measured in docs/results):
+
+* ``img_top_minus_bottom``: mean of the top half minus mean of the bottom
+  half of the image the policy saw. ``img_mean`` is blind to a 180-degree
+  rotation (a mean does not change when pixels move); this number changes sign.
+* ``token_prob``: the mean probability the model gave the action tokens it
+  emitted. A prompt the model was not trained on leaves the image and the
+  statistics intact but makes the model unsure.
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 FIELDS = ("step", "img_mean", "action", "reward", "tag")
+INSTRUMENT_FIELDS = ("img_top_minus_bottom", "token_prob")
 ACTION_DECIMALS = 4
 
 
@@ -32,6 +43,16 @@ def step_record(step: int, image: np.ndarray, action, reward: float, tag: str) -
         "reward": float(reward),
         "tag": str(tag),
     }
+
+
+def instrument_fields(image: np.ndarray, token_prob: float | None) -> dict:
+    """The optional instrument fields for one step (``token_prob`` only when the policy reports it)."""
+    image = np.asarray(image, dtype=np.float64)
+    half = image.shape[0] // 2
+    fields = {"img_top_minus_bottom": round(float(image[:half].mean() - image[image.shape[0] - half:].mean()), 4)}
+    if token_prob is not None:
+        fields["token_prob"] = round(float(token_prob), 4)
+    return fields
 
 
 class StepLogWriter:
@@ -81,6 +102,12 @@ def validate_record(record: dict, where: str = "record") -> dict:
         raise LogFormatError(f"{where}: field 'action' must hold numbers only, got {action!r}")
     if not isinstance(record["tag"], str) or not record["tag"]:
         raise LogFormatError(f"{where}: field 'tag' must be a non-empty string, got {record['tag']!r}")
+    for name in INSTRUMENT_FIELDS:
+        value = record.get(name, 0.0)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            raise LogFormatError(f"{where}: instrument field {name!r} must be a finite number, got {value!r}")
+    if not 0.0 <= record.get("token_prob", 0.0) <= 1.0:
+        raise LogFormatError(f"{where}: field 'token_prob' is a probability, got {record['token_prob']!r}")
     return record
 
 
@@ -106,8 +133,11 @@ def read_records(path: str | os.PathLike) -> list[dict]:
 def read_log(path: str | os.PathLike):
     """Load a step log into a pandas DataFrame, one row per step.
 
-    Columns: ``step``, ``img_mean``, ``action`` (list of 7), ``reward``, ``tag``.
+    Columns: ``step``, ``img_mean``, ``action`` (list of 7), ``reward``, ``tag``,
+    then each instrument field that every line of the log carries.
     """
     import pandas as pd
 
-    return pd.DataFrame(read_records(path), columns=list(FIELDS))
+    records = read_records(path)
+    instruments = [f for f in INSTRUMENT_FIELDS if records and all(f in r for r in records)]
+    return pd.DataFrame(records, columns=[*FIELDS, *instruments])

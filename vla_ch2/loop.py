@@ -17,7 +17,7 @@ import numpy as np
 
 from vla_ch2 import conventions as C
 from vla_ch2.env import LiberoTask
-from vla_ch2.logs import step_record
+from vla_ch2.logs import instrument_fields, step_record
 from vla_ch2.toggles import Toggles
 
 
@@ -55,6 +55,7 @@ def run_episode(
     tag: str = "baseline",
     result: EpisodeResult | None = None,
     frames: list | None = None,
+    instruments: bool = False,
 ) -> Iterator[dict]:
     """Run one episode and yield one log record per policy step.
 
@@ -79,6 +80,10 @@ def run_episode(
         Filled in as the episode runs (success, steps, wall time).
     frames : list or None
         If given, the raw frames (rotated upright) are appended, for videos.
+    instruments : bool
+        Add the instrument fields (:func:`vla_ch2.logs.instrument_fields`) to
+        the chapter's five: the image's top-minus-bottom brightness and the
+        policy's ``last_token_prob`` when it has one.
     """
     result = result if result is not None else EpisodeResult(seed=seed)
     result.seed = seed
@@ -100,6 +105,8 @@ def run_episode(
         action = C.postprocess_gripper(policy.predict(image, prompt, unnorm_key))
         obs, reward, done, _ = task.step(action)
         record = step_record(step, image, action, reward, tag)
+        if instruments:
+            record.update(instrument_fields(image, getattr(policy, "last_token_prob", None)))
         result.steps, result.final_reward = step + 1, float(reward)
         result.success = result.success or bool(done)
         result.wall_s = time.perf_counter() - start

@@ -109,6 +109,20 @@ class OpenVLAPolicy:
         self.center_crop = center_crop
         self._load_local_statistics(model)
         add_bridge_statistics(self.vla.norm_stats)
+        self._watch_decoding()
+
+    def _watch_decoding(self) -> None:
+        """Keep the logits of each decoding step, so :attr:`last_token_prob` can say how sure the model was.
+
+        A forward hook on the language model's output layer (``lm_head``) sees
+        every decoding step of ``predict_action`` without changing it.
+        """
+        self._step_logits: list = []
+        #: Mean probability the model gave the action tokens it emitted at the last call (greedy: their maximum).
+        self.last_token_prob: float | None = None
+        heads = [module for name, module in self.vla.named_modules() if name.split(".")[-1] == "lm_head"]
+        if heads:
+            heads[-1].register_forward_hook(lambda module, args, output: self._step_logits.append(output[:, -1]))
 
     def _load_local_statistics(self, model: str) -> None:
         """A ``dataset_statistics.json`` beside the weights overrides ``vla.norm_stats`` (OU ``get_vla``)."""
@@ -135,9 +149,16 @@ class OpenVLAPolicy:
             image = C.center_crop(image)
         pil = Image.fromarray(np.ascontiguousarray(image)).convert("RGB")
         inputs = self.processor(prompt, pil).to(self.device, dtype=self.dtype)
+        self._step_logits.clear()
         with torch.inference_mode():
-            action = self.vla.predict_action(**inputs, unnorm_key=self.resolve_key(unnorm_key), do_sample=False)
-        return np.asarray(action, dtype=np.float64).reshape(-1)
+            action = np.asarray(
+                self.vla.predict_action(**inputs, unnorm_key=self.resolve_key(unnorm_key), do_sample=False),
+                dtype=np.float64).reshape(-1)
+            decoded = self._step_logits[: len(action)]  # one per emitted token, in order
+            self.last_token_prob = (float(torch.cat(decoded).float().softmax(-1).max(-1).values.mean())
+                                    if len(decoded) == len(action) else None)
+        self._step_logits.clear()
+        return action
 
 
 def add_bridge_statistics(norm_stats: dict) -> dict:
