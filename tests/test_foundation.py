@@ -179,6 +179,54 @@ def test_openvla_path_loads_a_local_hf_directory(random_checkpoint):
         policy.predict(image, "x", "libero_goal")
 
 
+def test_token_prob_is_the_probability_of_the_emitted_tokens(random_checkpoint):
+    """``last_token_prob`` comes from a hook on the output layer; recompute it without the cache, by hand."""
+    import torch
+    from PIL import Image
+
+    from vla_ch2.policy import OpenVLAPolicy
+
+    policy = OpenVLAPolicy(str(random_checkpoint), device="cpu")
+    image = np.random.default_rng(1).integers(0, 255, (224, 224, 3), dtype=np.uint8)
+    prompt = Toggles().prompt(INSTRUCTION)
+    action = policy.predict(image, prompt, "libero_object")
+    inputs = policy.processor(prompt, Image.fromarray(C.center_crop(image)))
+    ids = torch.cat([inputs["input_ids"], torch.tensor([[policy.vla.config.empty_token_id]])], dim=1)
+    probs, tokens = [], []
+    with torch.no_grad():
+        for _ in range(7):
+            p = policy.vla.core(ids, inputs["pixel_values"])[0, -1].softmax(-1)
+            token = int(p.argmax())
+            probs.append(float(p[token]))
+            tokens.append(token)
+            ids = torch.cat([ids, torch.tensor([[token]])], dim=1)
+    assert policy.last_token_prob == pytest.approx(np.mean(probs), abs=1e-5)
+    bins = np.clip(policy.vla.config.vocab_size - np.array(tokens) - 1, 0, 254)
+    assert np.allclose(action[6], policy.vla.bin_centers[bins][6])  # the same tokens as predict_action's
+
+
+def test_instrument_fields_see_the_flip_that_img_mean_cannot():
+    from vla_ch2.logs import instrument_fields
+
+    frame = np.zeros((224, 224, 3), dtype=np.uint8)
+    frame[:100] = 200  # a bright top
+    up, down = instrument_fields(frame, 0.9), instrument_fields(C.rotate_180(frame), None)
+    assert up["img_top_minus_bottom"] == pytest.approx(-down["img_top_minus_bottom"]) and up["img_top_minus_bottom"] > 0
+    assert up["token_prob"] == 0.9 and "token_prob" not in down
+    assert np.mean(frame) == np.mean(C.rotate_180(frame))
+
+
+@pytest.mark.parametrize("field, value, message", [("token_prob", 1.5, "probability"),
+                                                   ("token_prob", "high", "finite number"),
+                                                   ("img_top_minus_bottom", float("inf"), "finite number")])
+def test_instrument_fields_are_checked(field, value, message):
+    from vla_ch2.logs import LogFormatError, validate_record
+
+    record = {"step": 0, "img_mean": 1.0, "action": [0.0] * 7, "reward": 0.0, "tag": "x", field: value}
+    with pytest.raises(LogFormatError, match=message):
+        validate_record(record, where="here")
+
+
 def test_hub_id_needs_trust_and_a_folder_needs_config(tmp_path):
     from vla_ch2.policy import ModelLoadError, OpenVLAPolicy
 

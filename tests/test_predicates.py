@@ -10,16 +10,22 @@ import pytest
 from typer.testing import CliRunner
 
 from vla_ch2.cli import app
-from vla_ch2.predicates import (PredicateInputError, bad_prompt_calibrated, bad_prompt_literal,
-                                bad_unnorm_calibrated, bad_unnorm_literal, classify, no_flip_calibrated,
-                                no_flip_literal, signature, verify_directory)
+from vla_ch2.predicates import (PredicateInputError, bad_prompt_calibrated, bad_prompt_instrumented,
+                                bad_prompt_literal, bad_unnorm_calibrated, bad_unnorm_literal, classify,
+                                no_flip_calibrated, no_flip_instrumented, no_flip_literal, signature,
+                                verify_directory, working_steps)
 
 
-def run_of(actions, rewards=None, img_mean=120.0, tag="x"):
+def run_of(actions, rewards=None, img_mean=120.0, tag="x", top_minus_bottom=None, token_prob=None):
     actions = np.asarray(actions, dtype=float)
     rewards = np.zeros(len(actions)) if rewards is None else np.asarray(rewards, dtype=float)
-    return pd.DataFrame({"step": range(len(actions)), "img_mean": img_mean, "action": [list(a) for a in actions],
-                         "reward": rewards, "tag": tag})
+    run = pd.DataFrame({"step": range(len(actions)), "img_mean": img_mean, "action": [list(a) for a in actions],
+                        "reward": rewards, "tag": tag})
+    if top_minus_bottom is not None:
+        run["img_top_minus_bottom"] = top_minus_bottom
+    if token_prob is not None:
+        run["token_prob"] = token_prob
+    return run
 
 
 def healthy(n=200, seed=0, success=True, scale=0.6):
@@ -121,8 +127,9 @@ def test_verify_reports_a_missing_baseline(tmp_path):
 
 
 def _write(path, run):
-    path.write_text("".join(json.dumps({"step": int(r.step), "img_mean": float(r.img_mean), "action": list(r.action),
-                                        "reward": float(r.reward), "tag": r.tag}) + "\n" for r in run.itertuples()))
+    rows = run.to_dict("records")
+    path.write_text("".join(json.dumps({k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in r.items()})
+                            + "\n" for r in rows))
 
 
 def test_verify_exit_codes_on_crafted_drills(tmp_path):
@@ -140,3 +147,84 @@ def test_verify_exit_codes_on_crafted_drills(tmp_path):
     assert CliRunner().invoke(app, ["predicates", "verify", str(tmp_path)]).exit_code == 0
     _write(tmp_path / "bad_prompt.jsonl", runs["baseline"])  # a toggle that did nothing
     assert CliRunner().invoke(app, ["predicates", "verify", str(tmp_path)]).exit_code == 1
+
+
+# --- the instrumented set ------------------------------------------------------------------
+
+
+def instrumented_drills():
+    """Four runs with instrument columns, shaped like the teaching model's (docs/results): the baseline is sure
+    of its tokens until its reward and unsure after it; bad_prompt moves at full scale (so the calibrated set
+    takes it for no_flip) but is unsure throughout."""
+    base_a, base_r = healthy()
+    n = len(base_a)
+    sure_then_idle = np.where(np.arange(n) <= n // 3, 0.92, 0.6)  # unsure after the task: a pose no demo showed
+    base_r = np.where(np.arange(n) == n // 3, 1.0, 0.0)
+    shrunk = base_a.copy()
+    shrunk[:, :3] *= 0.04
+    return {
+        "baseline": run_of(base_a, base_r, tag="baseline", top_minus_bottom=-40.0, token_prob=sure_then_idle),
+        "no_flip": run_of(healthy(seed=1, success=False)[0], tag="no_flip", top_minus_bottom=42.0, token_prob=0.65),
+        "bad_prompt": run_of(healthy(seed=4, success=False)[0], tag="bad_prompt", top_minus_bottom=-39.0,
+                             token_prob=0.62),
+        "bad_unnorm": run_of(shrunk, tag="bad_unnorm", top_minus_bottom=-41.0, token_prob=0.8),
+    }
+
+
+def test_instrumented_predicates_each_fire_on_their_own_run():
+    runs = instrumented_drills()
+    base = runs["baseline"]
+    assert working_steps(base) == len(base) // 3 + 1
+    for tag, run in runs.items():
+        fired = classify(run, base, "instrumented")
+        assert fired == {p: p == tag for p in ("bad_prompt", "bad_unnorm", "no_flip")}, tag
+    # Judged over the whole run, the baseline's idle tail would hide the prompt: its median falls to 0.6, and
+    # 0.62 is not below 0.8 * 0.6.
+    assert not bad_prompt_instrumented(runs["bad_prompt"], base.assign(reward=0.0))
+    assert classify(runs["bad_prompt"], base, "calibrated")["no_flip"]  # why the instrumented set exists
+
+
+def test_instrumented_thresholds_are_parameters_and_cut_where_stated():
+    runs = instrumented_drills()
+    base = runs["baseline"]
+    reference = float(np.median(base["token_prob"][: working_steps(base)]))
+    just_sure = runs["bad_prompt"].assign(token_prob=0.8 * reference + 1e-3)
+    assert not bad_prompt_instrumented(just_sure, base)
+    assert bad_prompt_instrumented(just_sure, base, unsure=0.81)
+    upright = runs["no_flip"].assign(img_top_minus_bottom=-0.5)  # same sign as the baseline's
+    assert not no_flip_instrumented(upright, base)
+    assert not bad_prompt_instrumented(runs["no_flip"], base)  # upside down: not the prompt's fault
+
+
+def test_instrumented_needs_the_instrument_fields():
+    base_a, base_r = healthy()
+    with pytest.raises(PredicateInputError, match="token_prob.*vla-ch2 drills"):
+        classify(run_of(base_a, top_minus_bottom=1.0), run_of(base_a, base_r, top_minus_bottom=1.0), "instrumented")
+    with pytest.raises(PredicateInputError, match="not finite at row 3"):
+        no_flip_instrumented(run_of(base_a, top_minus_bottom=[1.0] * 3 + [np.nan] * (len(base_a) - 3)),
+                             run_of(base_a, top_minus_bottom=1.0))
+    with pytest.raises(PredicateInputError, match="mode"):
+        classify(run_of(base_a), run_of(base_a), "clever")
+
+
+def test_verify_auto_falls_through_to_the_instrumented_set(tmp_path):
+    for tag, run in instrumented_drills().items():
+        _write(tmp_path / f"{tag}.jsonl", run)
+    report = verify_directory(tmp_path)
+    assert report["ok"] and report["mode"] == "instrumented"
+    assert "calibrated set" in report["notes"][1] and "does not separate" in report["notes"][1]
+    result = CliRunner().invoke(app, ["predicates", "verify", str(tmp_path)])
+    assert result.exit_code == 0 and "instrumented" in result.output
+    assert CliRunner().invoke(app, ["predicates", "verify", str(tmp_path), "--mode", "calibrated"]).exit_code == 1
+    # Judging a prefix: 40 steps end before the baseline's reward (step 66), and the runs still separate.
+    assert verify_directory(tmp_path, steps=40)["ok"]
+    for bad in (0, -3):
+        with pytest.raises(PredicateInputError, match="positive"):
+            verify_directory(tmp_path, steps=bad)
+    with pytest.raises(PredicateInputError, match="baseline has 200"):
+        verify_directory(tmp_path, steps=201)
+    # Without the instrument fields (a reader's own five-field logs) the set is not tried, and verify says so.
+    for tag, run in instrumented_drills().items():
+        _write(tmp_path / f"{tag}.jsonl", run.drop(columns=["img_top_minus_bottom", "token_prob"]))
+    report = verify_directory(tmp_path)
+    assert not report["ok"] and "instrumented set was not tried" in report["notes"][-1]

@@ -77,7 +77,7 @@ def _manifest(out_dir: Path) -> dict:
 
 
 def completed_runs(out_dir: Path, settings: DrillSettings) -> set[str]:
-    """Tags whose log is whole and was made with the same settings."""
+    """Tags whose log is whole, carries the instrument fields and was made with the same settings."""
     manifest, done = _manifest(out_dir), set()
     for tag in DRILLS:
         entry = manifest.get(tag)
@@ -85,10 +85,12 @@ def completed_runs(out_dir: Path, settings: DrillSettings) -> set[str]:
         if not entry or entry.get("settings") != asdict(settings) or not path.is_file():
             continue
         try:
-            if len(read_records(path)) == settings.steps:
-                done.add(tag)
+            records = read_records(path)
         except ValueError:
             continue
+        # Logs written before the instrument fields existed are redone rather than judged without them.
+        if len(records) == settings.steps and all("img_top_minus_bottom" in r for r in records):
+            done.add(tag)
     return done
 
 
