@@ -13,49 +13,111 @@ R = Path("docs/results")
 OUT = R / "_generated"
 
 
+def _vla():
+    import sys
+
+    sys.path.insert(0, ".")
+    from vla_ch2 import predicates
+
+    return predicates
+
+
 def drills_table(directory: Path) -> str:
+    P = _vla()
     report = json.loads((directory / "verify.json").read_text())
+    runs = P.load_runs(directory)
+    working = P.working_steps(runs["baseline"])
     lines = [
-        f"Predicate set used: **{report['mode']}**. " + " ".join(report.get("notes", [])),
+        f"Predicate set `vla-ch2 predicates verify` used: **{report['mode']}**.",
         "",
-        "| run | mean norm action[:6] | max abs action[:3] | steps with max abs action[:3] > 0.1 | gripper closes "
-        "| first close | rewarded | img_mean | fires | ok |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        *[f"- {note}" for note in report.get("notes", [])],
+        "",
+        "| run | mean norm action[:6] | median norm action[:6] | max abs action[:3] "
+        "| steps with max abs action[:3] > 0.1 | gripper closes | first close | rewarded | img_mean "
+        "| median img_top_minus_bottom | median token_prob, first " + str(working) + " steps | fires | ok |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for tag, row in report["runs"].items():
         s = row["signature"]
         fired = ", ".join(p for p, v in row["fired"].items() if v) or "none"
+        run = runs[tag]
+        tb = f"{run['img_top_minus_bottom'].median():.1f}" if "img_top_minus_bottom" in run else "not logged"
+        tp = f"{run['token_prob'][:working].median():.3f}" if "token_prob" in run else "not logged"
         lines.append(
-            f"| {tag} | {s['mean_norm_action6']:.3f} | {s['max_abs_translation']:.3f} "
+            f"| {tag} | {s['mean_norm_action6']:.3f} | {s['median_norm_action6']:.3f} | {s['max_abs_translation']:.3f} "
             f"| {100 * s['fraction_translation_above_0.1']:.0f} % | {s['gripper_closes']} | {s['first_close_step']} "
-            f"| {'yes' if s['rewarded'] else 'no'} | {s['img_mean']:.1f} | {fired} | {'yes' if row['ok'] else 'NO'} |"
+            f"| {'yes' if s['rewarded'] else 'no'} | {s['img_mean']:.1f} | {tb} | {tp} | {fired} "
+            f"| {'yes' if row['ok'] else 'NO'} |"
         )
     return "\n".join(lines) + "\n"
 
 
-def literal_table(directory: Path) -> str:
-    import sys
-
-    sys.path.insert(0, ".")
-    from vla_ch2.predicates import classify, load_runs
-
-    runs = load_runs(directory)
-    lines = ["| run | bad_prompt (literal) | bad_unnorm (literal) | no_flip (literal) |", "|---|---|---|---|"]
+def sets_table(directory: Path) -> str:
+    """Which predicates each of the three sets fires on each run."""
+    P = _vla()
+    runs = P.load_runs(directory)
+    lines = ["| run | " + " | ".join(f"{mode}: fires" for mode in P.MODES) + " |", "|---|---|---|---|"]
     for tag, run in runs.items():
-        fired = classify(run, runs["baseline"], "literal")
-        lines.append(f"| {tag} | " + " | ".join("fires" if fired[p] else "-" for p in
-                                                ("bad_prompt", "bad_unnorm", "no_flip")) + " |")
+        cells = []
+        for mode in P.MODES:
+            fired = P.classify(run, runs["baseline"], mode)
+            cells.append(", ".join(p for p in P.PREDICATES if fired[p]) or "none")
+        lines.append(f"| {tag} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def robustness_table() -> str:
-    lines = ["| drills | predicate set | each run fires exactly its own |", "|---|---|---|"]
-    for directory in sorted(R.glob("drills*")):
-        if (directory / "verify.json").is_file():
-            report = json.loads((directory / "verify.json").read_text())
+    """The real drills of other seeds and horizons, one row each."""
+    lines = ["| drills | set that separates the runs (auto) | literal | calibrated | instrumented |",
+             "|---|---|---|---|---|"]
+    P = _vla()
+    for directory in sorted(R.glob("drills-seed*")) + [R / "drills"]:
+        if (directory / "drills.json").is_file():
             settings = json.loads((directory / "drills.json").read_text())["baseline"]["settings"]
-            lines.append(f"| seed {settings['seed']}, {settings['steps']} steps | {report['mode']} "
-                         f"| {'yes' if report['ok'] else 'no'} |")
+            auto = P.verify_directory(directory)
+            cells = ["yes" if P.verify_directory(directory, mode=m)["ok"] else "no" for m in P.MODES]
+            lines.append(f"| seed {settings['seed']}, {settings['steps']} steps | "
+                         f"{auto['mode'] if auto['ok'] else 'none'} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def matrix_table() -> str:
+    """Seeds x horizons: which set ``verify`` settled on (C calibrated, I instrumented, - none)."""
+    m = json.loads((R / "drills-matrix" / "matrix.json").read_text())
+    horizons = m["horizons"]
+    short = {"literal": "L", "calibrated": "C", "instrumented": "I", None: "**none**"}
+    lines = ["| seed | baseline rewarded at step | " + " | ".join(str(h) for h in horizons) + " |",
+             "|---" * (len(horizons) + 2) + "|"]
+    for entry in m["seeds"]:
+        working = entry["baseline_working_steps"]
+        rewarded = str(working - 1) if entry["signatures"]["baseline"]["rewarded"] else "never (600)"
+        lines.append(f"| {entry['seed']} | {rewarded} | "
+                     + " | ".join(short[entry["horizons"][str(h)]["auto"]] for h in horizons) + " |")
+    total = len(m["seeds"]) * len(horizons)
+    counts = []
+    for mode in ("literal", "calibrated", "instrumented", "auto"):
+        ok = sum(bool(e["horizons"][str(h)][mode]) for e in m["seeds"] for h in horizons)
+        counts.append(f"| {mode} | {ok} of {total} |")
+    return ("\n".join(lines) + "\n\nL, C, I: the first set that separated the four runs (literal, calibrated, "
+            "instrumented); **none**: no set did.\n\n| predicate set | (seed, horizon) pairs it separates on "
+            "its own |\n|---|---|\n" + "\n".join(counts) + "\n")
+
+
+def matrix_signatures() -> str:
+    """Per seed, at 600 steps: the number each instrument reads on each failure, relative to the baseline."""
+    m = json.loads((R / "drills-matrix" / "matrix.json").read_text())
+    lines = ["| seed | max abs action[:3]: bad_unnorm / baseline | img_top_minus_bottom: no_flip, baseline "
+             "| token_prob while the baseline works: bad_prompt / baseline | no_flip / baseline "
+             "| bad_prompt median norm action[:6] |", "|---|---|---|---|---|---|"]
+    for e in m["seeds"]:
+        s = e["signatures"]
+        b = s["baseline"]
+        tp = "median_token_prob_while_baseline_works"
+        lines.append(
+            f"| {e['seed']} | {s['bad_unnorm']['max_abs_translation'] / b['max_abs_translation']:.3f} "
+            f"| {s['no_flip']['median_img_top_minus_bottom']:.1f}, {b['median_img_top_minus_bottom']:.1f} "
+            f"| {s['bad_prompt'][tp] / b[tp]:.2f} | {s['no_flip'][tp] / b[tp]:.2f} "
+            f"| {s['bad_prompt']['median_norm_action6']:.3f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -113,8 +175,10 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     makers = {
         "drills.md": lambda: drills_table(R / "drills"),
-        "drills_literal.md": lambda: literal_table(R / "drills"),
+        "drills_sets.md": lambda: sets_table(R / "drills"),
         "drills_robustness.md": robustness_table,
+        "drills_matrix.md": matrix_table,
+        "drills_matrix_signatures.md": matrix_signatures,
         "sweep.md": sweep_table,
         "first_close.md": first_close_summary,
         "tasks.md": tasks_table,

@@ -93,9 +93,9 @@ def test_measured_drills_verdicts_as_reported():
     both, and every seed and horizon of the matrix."""
     good = verify_directory(RESULTS / "drills")
     assert good["ok"] and good["mode"] == "calibrated"
-    calibrated = verify_directory(RESULTS / "drills-seed2-steps600", mode="calibrated")
+    calibrated = verify_directory(RESULTS / "drills-matrix" / "seed-2", mode="calibrated")
     assert not calibrated["ok"] and calibrated["runs"]["bad_prompt"]["fired"]["no_flip"]
-    assert verify_directory(RESULTS / "drills-seed2-steps600")["mode"] == "instrumented"
+    assert verify_directory(RESULTS / "drills-matrix" / "seed-2")["mode"] == "instrumented"
     matrix = json.loads((RESULTS / "drills-matrix" / "matrix.json").read_text())
     for entry in matrix["seeds"]:
         directory = RESULTS / "drills-matrix" / f"seed-{entry['seed']}"
@@ -112,3 +112,24 @@ def test_a_short_drill_is_the_prefix_of_a_long_one():
         short = read_records(RESULTS / "drills-seed1-steps200" / f"{tag}.jsonl")
         long = read_records(RESULTS / "drills-matrix" / "seed-1" / f"{tag}.jsonl")
         assert len(short) == 200 and len(long) == 600 and short == long[:200]
+
+
+def test_drills_then_verify_from_the_command_line(tmp_path, random_checkpoint):
+    """The issue's sequence, as a reader types it: `vla-ch2 drills`, then `vla-ch2 predicates verify`."""
+    from typer.testing import CliRunner
+
+    from vla_ch2.cli import app
+
+    out = tmp_path / "drills"
+    result = CliRunner().invoke(app, ["drills", "--out", str(out), "--model", str(random_checkpoint), "--seed", "3",
+                                      "--steps", "6"])
+    assert result.exit_code == 0, result.output
+    assert "predicates (" in result.output and "verdict:" in result.output
+    assert [len(read_records(out / f"{t}.jsonl")) for t in ("baseline", "no_flip", "bad_prompt", "bad_unnorm")] == [6] * 4
+    verify = CliRunner().invoke(app, ["predicates", "verify", str(out), "--json"])
+    report = json.loads(verify.output)
+    assert verify.exit_code == (0 if report["ok"] else 1)
+    # An untrained model has no behaviour to diagnose, but its inputs are still broken one at a time:
+    instrumented = verify_directory(out, mode="instrumented")["runs"]
+    assert instrumented["no_flip"]["fired"]["no_flip"] and instrumented["bad_unnorm"]["fired"]["bad_unnorm"]
+    assert not any(instrumented["baseline"]["fired"].values())

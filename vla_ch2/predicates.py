@@ -1,7 +1,7 @@
 """The three diagnostic predicates of Exercise 2.x.1.
 
 Each predicate looks at one run (a step log as a DataFrame) and says whether
-it shows one failure's signature. Two sets:
+it shows one failure's signature. Three sets:
 
 * **literal**: the chapter's tests with its thresholds as defaults. Bad prompt:
   the mean over steps of ``norm(action[:6])`` is below 0.05. Bad unnorm key:
@@ -203,7 +203,10 @@ def bad_prompt_instrumented(run, baseline, factor: float = 3.0, unsure: float = 
     (:func:`working_steps`), the median ``token_prob`` is below ``unsure``
     times the baseline's, while the image is the right way up and the
     translations are on the baseline's scale: of the model's three inputs,
-    only the prompt is left.
+    only the prompt is left. The default 0.8 was set on seeds 0 to 3 of the
+    teaching model, where the ratio was 0.60 to 0.68 for the rephrased prompt
+    (and exactly 1 for the baseline against itself); the other seeds of
+    docs/results are the check.
     """
     if bad_unnorm_calibrated(run, baseline, factor) or no_flip_instrumented(run, baseline):
         return False
