@@ -41,6 +41,9 @@ def judge(directory: Path, horizons: list[int]) -> dict:
             "median_img_top_minus_bottom": s.get("median_img_top_minus_bottom"),
             "median_token_prob_while_baseline_works": float(run["token_prob"][:steps].median())
             if "token_prob" in run else None,
+            "first_token_prob": float(run["token_prob"].iloc[0]) if "token_prob" in run else None,
+            "first_img_top_minus_bottom": float(run["img_top_minus_bottom"].iloc[0])
+            if "img_top_minus_bottom" in run else None,
             "median_norm_action6": s["median_norm_action6"],
             "gripper_closes": s["gripper_closes"],
             "rewarded": s["rewarded"],

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerate every measured result on the site (docs/results/) from real runs of the
-# embedded teaching model on real LIBERO. About 90 minutes on a 2-core CPU machine.
+# embedded teaching model on real LIBERO. About 100 minutes on a 2-core CPU machine.
 #   bash scripts/make_results.sh            # everything
 #   STAGES="drills sweep" bash scripts/make_results.sh
 set -euo pipefail
@@ -22,10 +22,10 @@ for stage in $STAGES; do
         $V/vla-ch2 predicates verify $R/drills-seed$1-steps$2 --json > $R/drills-seed$1-steps$2/verify.json || true
       done ;;
     matrix)
-      # The bar: any seed, horizons 200 to 600. Ten seeds of 600 steps, two at a time,
-      # each judged on its first 200, 250, ..., 600 steps (about 50 minutes on 2 cores).
+      # The bar: any seed, horizons 200 to 600. Twenty seeds of 600 steps, two at a time,
+      # each judged on its first 200, 250, ..., 600 steps (about 55 minutes on 2 cores).
       for half in 0 1; do
-        ( for seed in $(seq $half 2 ${MATRIX_LAST_SEED:-9}); do
+        ( for seed in $(seq $half 2 ${MATRIX_LAST_SEED:-19}); do
             $V/vla-ch2 drills --out $R/drills-matrix/seed-$seed --seed $seed --steps 600 > /dev/null
           done ) &
       done

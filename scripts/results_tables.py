@@ -107,8 +107,9 @@ def matrix_signatures() -> str:
     """Per seed, at 600 steps: the number each instrument reads on each failure, relative to the baseline."""
     m = json.loads((R / "drills-matrix" / "matrix.json").read_text())
     lines = ["| seed | max abs action[:3]: bad_unnorm / baseline | img_top_minus_bottom: no_flip, baseline "
+             "| token_prob at step 0: baseline, bad_prompt, bad_unnorm "
              "| token_prob while the baseline works: bad_prompt / baseline | no_flip / baseline "
-             "| bad_prompt median norm action[:6] |", "|---|---|---|---|---|---|"]
+             "| bad_prompt median norm action[:6] |", "|---|---|---|---|---|---|---|"]
     for e in m["seeds"]:
         s = e["signatures"]
         b = s["baseline"]
@@ -116,6 +117,8 @@ def matrix_signatures() -> str:
         lines.append(
             f"| {e['seed']} | {s['bad_unnorm']['max_abs_translation'] / b['max_abs_translation']:.3f} "
             f"| {s['no_flip']['median_img_top_minus_bottom']:.1f}, {b['median_img_top_minus_bottom']:.1f} "
+            f"| {b['first_token_prob']:.4f}, {s['bad_prompt']['first_token_prob']:.4f}, "
+            f"{s['bad_unnorm']['first_token_prob']:.4f} "
             f"| {s['bad_prompt'][tp] / b[tp]:.2f} | {s['no_flip'][tp] / b[tp]:.2f} "
             f"| {s['bad_prompt']['median_norm_action6']:.3f} |")
     return "\n".join(lines) + "\n"

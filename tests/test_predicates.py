@@ -196,6 +196,27 @@ def test_instrumented_thresholds_are_parameters_and_cut_where_stated():
     assert not bad_prompt_instrumented(runs["no_flip"], base)  # upside down: not the prompt's fault
 
 
+def test_paired_drills_decide_the_prompt_at_the_first_step():
+    """Same scene at step 0: a different token_prob for the same image means different text, even when the run as a
+    whole is not less sure (seed 9 of docs/results: a baseline that fails is unsure too)."""
+    base_a, base_r = healthy()
+    unsure = np.full(len(base_a), 0.70)
+    baseline = run_of(base_a, base_r, top_minus_bottom=-41.09, token_prob=unsure)
+    prompt = run_of(healthy(seed=4, success=False)[0], top_minus_bottom=-41.09,
+                    token_prob=np.r_[0.7356, np.full(len(base_a) - 1, 0.66)])
+    assert bad_prompt_instrumented(prompt, baseline)  # 0.66 / 0.70 is not below 0.8, but step 0 differs
+    shrunk = base_a.copy()
+    shrunk[:, :3] *= 0.04
+    unnorm = run_of(shrunk, top_minus_bottom=-41.09, token_prob=unsure)
+    assert classify(unnorm, baseline, "instrumented") == {"bad_prompt": False, "bad_unnorm": True, "no_flip": False}
+    # A toggle that changed nothing: same first image, same first token probability, nothing fires.
+    idle = run_of(healthy(seed=5, success=False)[0], top_minus_bottom=-41.09, token_prob=unsure)
+    assert not any(classify(idle, baseline, "instrumented").values())
+    # Not paired (another first image): the run-level ratio decides, and 0.66 / 0.70 is not below 0.8.
+    assert not bad_prompt_instrumented(prompt.assign(img_mean=121.0), baseline)
+    assert bad_prompt_instrumented(prompt.assign(img_mean=121.0), baseline, unsure=0.95)
+
+
 def test_instrumented_needs_the_instrument_fields():
     base_a, base_r = healthy()
     with pytest.raises(PredicateInputError, match="token_prob.*vla-ch2 drills"):

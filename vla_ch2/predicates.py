@@ -16,8 +16,9 @@ it shows one failure's signature. Three sets:
   baseline, for logs that carry the instrument fields of :mod:`vla_ch2.logs`.
   The statistics: translation scale (as in the calibrated set). The image:
   ``img_top_minus_bottom`` has the opposite sign to the baseline's. The
-  prompt, by elimination: image and scale as in the baseline, yet the model
-  is much less sure of its tokens (``token_prob``).
+  prompt, by elimination: image and scale as in the baseline, yet the
+  model's token probabilities (``token_prob``) differ from the baseline's
+  for the same first image, or are much lower over the run.
 
 The first two sets see only ``action``, ``img_mean`` and ``reward``; none reads
 the ``tag``. Verification compares what fires with the tags afterwards.
@@ -196,24 +197,38 @@ def working_steps(baseline) -> int:
     return int(rewarded[0]) + 1 if len(rewarded) else len(baseline)
 
 
-def bad_prompt_instrumented(run, baseline, factor: float = 3.0, unsure: float = 0.8) -> bool:
-    """By elimination: the image and the action scale as in the baseline, yet the model is unsure.
+def same_first_image(run, baseline, tolerance: float = 1e-3) -> bool:
+    """Whether ``run`` and the baseline started from the same image (paired drills).
 
-    Fires when, over the steps the baseline was still working
+    Drills of one seed start from the same simulator state, so the image the
+    model sees at step 0 is the same unless a toggle changed the image itself.
+    Compared through ``img_mean`` and ``img_top_minus_bottom`` at step 0.
+    """
+    return all(abs(float(run[name].iloc[0]) - float(baseline[name].iloc[0])) <= tolerance
+               for name in ("img_mean", "img_top_minus_bottom"))
+
+
+def bad_prompt_instrumented(run, baseline, factor: float = 3.0, unsure: float = 0.8, tolerance: float = 1e-3) -> bool:
+    """By elimination: the image is the right way up and the action scale right, yet the model answers otherwise.
+
+    Of the model's three inputs only the prompt is left, and it shows in the
+    token probabilities. In paired drills (:func:`same_first_image`) the test
+    is exact: at step 0 the model saw the baseline's very image, so a
+    ``token_prob`` that differs from the baseline's by more than
+    ``tolerance`` means it read different text (with Bridge statistics it is
+    identical: they act after the model). Otherwise the run-level signature
+    decides: over the steps the baseline was still working
     (:func:`working_steps`), the median ``token_prob`` is below ``unsure``
-    times the baseline's, while the image is the right way up and the
-    translations are on the baseline's scale: of the model's three inputs,
-    only the prompt is left. The default 0.8 was set on seeds 0 to 3 of the
-    teaching model, where the ratio was 0.60 to 0.68 for the rephrased prompt
-    (and exactly 1 for the baseline against itself); the other seeds of
-    docs/results are the check.
+    times the baseline's. On the teaching model that ratio was 0.58 to 0.78
+    over ten seeds, close to 0.8 where the baseline itself fails (docs/results).
     """
     if bad_unnorm_calibrated(run, baseline, factor) or no_flip_instrumented(run, baseline):
         return False
+    mine, reference = instrument_of(run, "token_prob"), instrument_of(baseline, "token_prob")
+    if same_first_image(run, baseline, tolerance):
+        return abs(mine[0] - reference[0]) > tolerance
     steps = working_steps(baseline)
-    mine = float(np.median(instrument_of(run, "token_prob")[:steps]))
-    reference = float(np.median(instrument_of(baseline, "token_prob")[:steps]))
-    return mine < unsure * reference
+    return float(np.median(mine[:steps])) < unsure * float(np.median(reference[:steps]))
 
 
 def classify(run, baseline=None, mode: str = "literal") -> dict[str, bool]:
