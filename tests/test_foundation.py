@@ -286,3 +286,27 @@ def test_flip_changes_pixels_not_img_mean(object_task):
     flipped, plain = C.prepare_image(frame, True), C.prepare_image(frame, False)
     assert np.mean(np.abs(flipped.astype(int) - plain.astype(int))) > 5
     assert abs(float(flipped.mean()) - float(plain.mean())) < 0.5
+
+
+def test_decoding_watcher_matches_generate_scores_on_a_llama():
+    """OpenVLA's predict_action decodes with Hugging Face `generate` on a Llama (key/value cache: the first pass
+    covers the whole prompt, later ones one token). The watcher's number must equal the one `generate` itself
+    reports through `output_scores`, on a tiny random Llama built here."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from vla_ch2.policy import DecodingWatcher
+
+    torch.manual_seed(0)
+    llama = LlamaForCausalLM(LlamaConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                         num_attention_heads=4, num_key_value_heads=4)).eval()
+    watcher = DecodingWatcher(llama)
+    prompt = torch.randint(3, 300, (1, 11))
+    watcher.clear()
+    with torch.no_grad():
+        out = llama.generate(prompt, max_new_tokens=7, do_sample=False, output_scores=True,
+                             return_dict_in_generate=True, pad_token_id=0)
+    expected = float(torch.stack([s.softmax(-1).max(-1).values for s in out.scores]).mean())
+    assert watcher.available and watcher.token_prob(7) == pytest.approx(expected, abs=1e-6)
+    assert watcher.token_prob(7) is None  # read once: the next call needs new passes
+    assert not DecodingWatcher(torch.nn.Linear(2, 2)).available

@@ -109,20 +109,9 @@ class OpenVLAPolicy:
         self.center_crop = center_crop
         self._load_local_statistics(model)
         add_bridge_statistics(self.vla.norm_stats)
-        self._watch_decoding()
-
-    def _watch_decoding(self) -> None:
-        """Keep the logits of each decoding step, so :attr:`last_token_prob` can say how sure the model was.
-
-        A forward hook on the language model's output layer (``lm_head``) sees
-        every decoding step of ``predict_action`` without changing it.
-        """
-        self._step_logits: list = []
-        #: Mean probability the model gave the action tokens it emitted at the last call (greedy: their maximum).
+        self.decoding = DecodingWatcher(self.vla)
+        #: Mean probability the model gave the action tokens it emitted at the last call (None: not measurable).
         self.last_token_prob: float | None = None
-        heads = [module for name, module in self.vla.named_modules() if name.split(".")[-1] == "lm_head"]
-        if heads:
-            heads[-1].register_forward_hook(lambda module, args, output: self._step_logits.append(output[:, -1]))
 
     def _load_local_statistics(self, model: str) -> None:
         """A ``dataset_statistics.json`` beside the weights overrides ``vla.norm_stats`` (OU ``get_vla``)."""
@@ -149,16 +138,48 @@ class OpenVLAPolicy:
             image = C.center_crop(image)
         pil = Image.fromarray(np.ascontiguousarray(image)).convert("RGB")
         inputs = self.processor(prompt, pil).to(self.device, dtype=self.dtype)
-        self._step_logits.clear()
+        self.decoding.clear()
         with torch.inference_mode():
             action = np.asarray(
                 self.vla.predict_action(**inputs, unnorm_key=self.resolve_key(unnorm_key), do_sample=False),
                 dtype=np.float64).reshape(-1)
-            decoded = self._step_logits[: len(action)]  # one per emitted token, in order
-            self.last_token_prob = (float(torch.cat(decoded).float().softmax(-1).max(-1).values.mean())
-                                    if len(decoded) == len(action) else None)
-        self._step_logits.clear()
+        self.last_token_prob = self.decoding.token_prob(len(action))
         return action
+
+
+class DecodingWatcher:
+    """Read how sure a model was of the tokens it decoded, without changing how it decodes.
+
+    A forward hook on the language model's output layer (the last module
+    named ``lm_head``: the teaching model's, or the Llama inside OpenVLA)
+    keeps the last position's logits of every forward pass. With greedy
+    decoding the first ``n`` passes after :meth:`clear` are the ones that chose
+    the ``n`` emitted tokens, each the most probable one.
+    """
+
+    def __init__(self, model):
+        self._logits: list = []
+        heads = [module for name, module in model.named_modules() if name.split(".")[-1] == "lm_head"]
+        self.available = bool(heads)
+        if heads:
+            heads[-1].register_forward_hook(lambda module, args, output: self._logits.append(output[:, -1].detach()))
+
+    def clear(self) -> None:
+        """Forget earlier passes; call before each decode."""
+        self._logits.clear()
+
+    def token_prob(self, n: int) -> float | None:
+        """Mean over the first ``n`` decoding steps of the chosen (most probable) token's probability.
+
+        ``None`` when the model has no ``lm_head`` or made fewer than ``n`` passes.
+        """
+        if len(self._logits) < n or n <= 0:
+            return None
+        import torch
+
+        steps = torch.cat(self._logits[:n]).float()
+        self.clear()
+        return float(steps.softmax(-1).max(-1).values.mean())
 
 
 def add_bridge_statistics(norm_stats: dict) -> dict:
