@@ -249,3 +249,18 @@ def test_verify_auto_falls_through_to_the_instrumented_set(tmp_path):
         _write(tmp_path / f"{tag}.jsonl", run.drop(columns=["img_top_minus_bottom", "token_prob"]))
     report = verify_directory(tmp_path)
     assert not report["ok"] and "instrumented set was not tried" in report["notes"][-1]
+
+
+def test_verify_json_on_every_set(tmp_path):
+    """`--json` must serialise whatever the predicates return (numpy booleans once crashed it)."""
+    runs = instrumented_drills()
+    runs["bad_prompt"]["img_top_minus_bottom"] = runs["bad_unnorm"]["img_top_minus_bottom"] = -40.0  # paired
+    for tag, run in runs.items():
+        _write(tmp_path / f"{tag}.jsonl", run)
+    assert verify_directory(tmp_path, mode="instrumented")["ok"]
+    for mode in ("literal", "calibrated", "instrumented", "auto"):
+        result = CliRunner().invoke(app, ["predicates", "verify", str(tmp_path), "--json", "--mode", mode])
+        report = json.loads(result.output)
+        assert result.exit_code == (0 if report["ok"] else 1) and report["mode"] in ("literal", "calibrated",
+                                                                                         "instrumented")
+        assert all(type(v) is bool for row in report["runs"].values() for v in row["fired"].values())

@@ -172,7 +172,8 @@ def no_flip_calibrated(run, baseline, factor: float = 3.0, stillness: float = 0.
 # sometimes stalls and sometimes moves at full scale, so no test on actions
 # alone tells it from a missing flip at every seed. What the two failures
 # break is different: the image (visible in its layout) and the prompt
-# (visible only in how sure the model is of its tokens).
+# (visible only in the model's token probabilities: exactly, at the first
+# step of paired drills; statistically, as a less sure model over the run).
 
 
 def no_flip_instrumented(run, baseline) -> bool:
@@ -183,7 +184,7 @@ def no_flip_instrumented(run, baseline) -> bool:
     """
     mine = float(np.median(instrument_of(run, "img_top_minus_bottom")))
     reference = float(np.median(instrument_of(baseline, "img_top_minus_bottom")))
-    return mine * reference < 0
+    return bool(mine * reference < 0)
 
 
 def working_steps(baseline) -> int:
@@ -219,20 +220,25 @@ def bad_prompt_instrumented(run, baseline, factor: float = 3.0, unsure: float = 
     identical: they act after the model). Otherwise the run-level signature
     decides: over the steps the baseline was still working
     (:func:`working_steps`), the median ``token_prob`` is below ``unsure``
-    times the baseline's. On the teaching model that ratio was 0.58 to 0.78
-    over ten seeds, close to 0.8 where the baseline itself fails (docs/results).
+    times the baseline's. On the teaching model that ratio was 0.54 to 0.78
+    over twenty seeds, close to 0.8 where the baseline itself fails, and the
+    step-0 difference 0.02 to 0.41 (docs/results).
     """
     if bad_unnorm_calibrated(run, baseline, factor) or no_flip_instrumented(run, baseline):
         return False
     mine, reference = instrument_of(run, "token_prob"), instrument_of(baseline, "token_prob")
     if same_first_image(run, baseline, tolerance):
-        return abs(mine[0] - reference[0]) > tolerance
+        return bool(abs(mine[0] - reference[0]) > tolerance)
     steps = working_steps(baseline)
-    return float(np.median(mine[:steps])) < unsure * float(np.median(reference[:steps]))
+    return bool(float(np.median(mine[:steps])) < unsure * float(np.median(reference[:steps])))
 
 
 def classify(run, baseline=None, mode: str = "literal") -> dict[str, bool]:
     """Which of the three predicates fire on ``run`` (``mode``: literal, calibrated or instrumented)."""
+    return {name: bool(fired) for name, fired in _fired(run, baseline, mode).items()}
+
+
+def _fired(run, baseline, mode: str) -> dict:
     if mode == "literal":
         return {"bad_prompt": bad_prompt_literal(run), "bad_unnorm": bad_unnorm_literal(run),
                 "no_flip": no_flip_literal(run)}
