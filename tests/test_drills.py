@@ -51,16 +51,18 @@ def test_instruments_see_each_broken_input_at_the_first_step(short_drills):
     first = {tag: read_records(out / f"{tag}.jsonl")[0] for tag in ("baseline", "no_flip", "bad_prompt", "bad_unnorm")}
     assert all({"img_top_minus_bottom", "token_prob"} <= set(r) for r in first.values())
     base = first["baseline"]
-    # The image: upside down flips the sign of top-minus-bottom; the other toggles leave the image alone.
-    assert first["no_flip"]["img_top_minus_bottom"] == pytest.approx(-base["img_top_minus_bottom"], abs=1e-3)
+    # The image: upside down flips the sign of top-minus-bottom (the JPEG round trip after the flip moves it by a
+    # few hundredths of a grey level); the other toggles leave the image alone.
+    assert first["no_flip"]["img_top_minus_bottom"] == pytest.approx(-base["img_top_minus_bottom"], abs=0.1)
     assert abs(base["img_top_minus_bottom"]) > 1.0
     for tag in ("bad_prompt", "bad_unnorm"):
         assert first[tag]["img_top_minus_bottom"] == base["img_top_minus_bottom"]
     # The statistics act after the model: same image and prompt, so the same tokens, with other units.
     assert first["bad_unnorm"]["token_prob"] == base["token_prob"]
     assert first["bad_unnorm"]["action"] != base["action"]
-    # The prompt reaches the model: same image, other token probabilities.
-    assert first["bad_prompt"]["token_prob"] != base["token_prob"]
+    # The prompt reaches the model with the baseline's image (this untrained model is too flat to show the change in
+    # token_prob at four decimals; the teaching model's drills do, below).
+    assert first["bad_prompt"]["img_mean"] == base["img_mean"]
 
 
 def test_rerun_skips_complete_runs_and_redoes_cut_ones(short_drills):
@@ -97,7 +99,12 @@ def test_measured_drills_verdicts_as_reported():
     assert not calibrated["ok"] and calibrated["runs"]["bad_prompt"]["fired"]["no_flip"]
     assert verify_directory(RESULTS / "drills-matrix" / "seed-2")["mode"] == "instrumented"
     matrix = json.loads((RESULTS / "drills-matrix" / "matrix.json").read_text())
+    assert len(matrix["seeds"]) == 20 and matrix["horizons"] == list(range(200, 601, 50))
     for entry in matrix["seeds"]:
+        first = {t: read_records(RESULTS / "drills-matrix" / f"seed-{entry['seed']}" / f"{t}.jsonl")[0]
+                 for t in ("baseline", "bad_prompt", "bad_unnorm")}
+        assert first["bad_unnorm"]["token_prob"] == first["baseline"]["token_prob"]  # statistics act after the model
+        assert abs(first["bad_prompt"]["token_prob"] - first["baseline"]["token_prob"]) > 0.01  # the text reaches it
         directory = RESULTS / "drills-matrix" / f"seed-{entry['seed']}"
         for horizon, row in entry["horizons"].items():
             report = verify_directory(directory, steps=int(horizon))
