@@ -134,6 +134,8 @@ def test_log_round_trip(tmp_path):
         ('{"step": -1, "img_mean": 1.0, "action": [0,0,0,0,0,0,0], "reward": 0.0, "tag": "x"}', "'step'"),
         ('{"step": 0, "img_mean": NaN, "action": [0,0,0,0,0,0,0], "reward": 0.0, "tag": "x"}', "'img_mean'"),
         ('{"step": 0, "img_mean": 1.0, "action": [0,0,0,0,0,0,"a"], "reward": 0.0, "tag": "x"}', "'action'"),
+        ('{"step": 0, "img_mean": 1.0, "action": [0,0,NaN,0,0,0,0], "reward": 0.0, "tag": "x"}', "NaN or infinity"),
+        ('{"step": 0, "img_mean": 1.0, "action": [0,0,0,0,0,0,Infinity], "reward": 0.0, "tag": "x"}', "NaN or inf"),
         ('{"step": 0, "img_mean": 1.0, "action": [0,0,0,0,0,0,0], "reward": 0.0, "tag": ""}', "'tag'"),
         ("", "not valid JSON"),
     ],

@@ -100,6 +100,9 @@ def validate_record(record: dict, where: str = "record") -> dict:
         raise LogFormatError(f"{where}: field 'action' must be a list of 7 numbers, got {action!r}")
     if not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in action):
         raise LogFormatError(f"{where}: field 'action' must hold numbers only, got {action!r}")
+    if not all(math.isfinite(a) for a in action):
+        raise LogFormatError(f"{where}: field 'action' holds NaN or infinity, got {action!r}; "
+                             "the policy emitted a non-finite action (check the un-normalization statistics)")
     if not isinstance(record["tag"], str) or not record["tag"]:
         raise LogFormatError(f"{where}: field 'tag' must be a non-empty string, got {record['tag']!r}")
     for name in INSTRUMENT_FIELDS:

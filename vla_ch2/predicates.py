@@ -284,7 +284,10 @@ def load_runs(directory: str | os.PathLike, steps: int | None = None) -> dict:
 def _verdict(runs: dict, mode: str) -> dict:
     rows, ok = {}, True
     for tag, run in runs.items():
-        fired = classify(run, runs["baseline"], mode)
+        try:
+            fired = classify(run, runs["baseline"], mode)
+        except PredicateInputError as exc:
+            raise PredicateInputError(f"run {tag!r}: {exc}") from None
         expected = None if tag == "baseline" else tag
         good = all(fired[p] == (p == expected) for p in PREDICATES)
         ok = ok and good
