@@ -99,7 +99,8 @@ def test_measured_drills_verdicts_as_reported():
     assert not calibrated["ok"] and calibrated["runs"]["bad_prompt"]["fired"]["no_flip"]
     assert verify_directory(RESULTS / "drills-matrix" / "seed-2")["mode"] == "instrumented"
     matrix = json.loads((RESULTS / "drills-matrix" / "matrix.json").read_text())
-    assert len(matrix["seeds"]) == 20 and matrix["horizons"] == list(range(200, 601, 50))
+    # seed s starts from official initial state s mod 50: seeds 0..49 are every initial state of the task
+    assert [e["seed"] for e in matrix["seeds"]] == list(range(50)) and matrix["horizons"] == list(range(200, 601, 50))
     for entry in matrix["seeds"]:
         first = {t: read_records(RESULTS / "drills-matrix" / f"seed-{entry['seed']}" / f"{t}.jsonl")[0]
                  for t in ("baseline", "bad_prompt", "bad_unnorm")}
@@ -119,6 +120,15 @@ def test_a_short_drill_is_the_prefix_of_a_long_one():
         short = read_records(RESULTS / "drills-seed1-steps200" / f"{tag}.jsonl")
         long = read_records(RESULTS / "drills-matrix" / "seed-1" / f"{tag}.jsonl")
         assert len(short) == 200 and len(long) == 600 and short == long[:200]
+
+
+def test_seed_50_is_seed_0():
+    """Why seeds 0..49 stand for every seed: seed 50 starts from the same official initial state as seed 0 and,
+    decoding greedily, its committed 200-step drills equal the first 200 lines of seed 0's 600-step ones."""
+    for tag in ("baseline", "no_flip", "bad_prompt", "bad_unnorm"):
+        other = read_records(RESULTS / "drills-seed50-steps200" / f"{tag}.jsonl")
+        first = read_records(RESULTS / "drills-matrix" / "seed-0" / f"{tag}.jsonl")
+        assert len(other) == 200 and other == first[:200]
 
 
 def test_drills_then_verify_from_the_command_line(tmp_path, random_checkpoint):

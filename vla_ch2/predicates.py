@@ -221,8 +221,9 @@ def bad_prompt_instrumented(run, baseline, factor: float = 3.0, unsure: float = 
     decides: over the steps the baseline was still working
     (:func:`working_steps`), the median ``token_prob`` is below ``unsure``
     times the baseline's. On the teaching model that ratio was 0.54 to 0.78
-    over twenty seeds, close to 0.8 where the baseline itself fails, and the
-    step-0 difference 0.02 to 0.41 (docs/results).
+    over fifty seeds of 600 steps (every initial state of libero_object task
+    0), but 0.82 on seed 9's first 200 steps, whose baseline never succeeds;
+    the paired step-0 difference was 0.02 to 0.43 (docs/results).
     """
     if bad_unnorm_calibrated(run, baseline, factor) or no_flip_instrumented(run, baseline):
         return False
