@@ -9,15 +9,19 @@ Your task, top to bottom:
 2. Three predicates that look at one run (a DataFrame from ``read_log``) and
    say whether it shows a given failure: ``is_bad_prompt``, ``is_bad_unnorm``
    and ``is_no_flip``, with the chapter's thresholds as defaults.
-3. ``main``: run the four drills (baseline, no_flip, bad_prompt, bad_unnorm)
-   into ``drills/`` and print which predicates fire on each run.
+3. The same three questions relative to the baseline run of the same
+   drills (``is_bad_unnorm_relative`` and the others): the chapter's
+   thresholds misfire on LIBERO, and you will see it on your own logs.
+4. ``main``: run the four drills (baseline, no_flip, bad_prompt, bad_unnorm)
+   into ``drills/`` and print which predicates of each set fire on each run.
 
 Every ``raise NotImplementedError`` marks a place for your code. Check your
 work from the repository root with
 
     vla-ch2 check 2.x.1 exercises/failure_drills.py
 
-and, once it passes, run the drills with ``python exercises/failure_drills.py``.
+and, once it passes, run the drills with ``python exercises/failure_drills.py``
+(``--steps 200`` for a quicker first look; ``--help`` lists the options).
 """
 
 from __future__ import annotations
@@ -107,20 +111,60 @@ def is_no_flip(run) -> bool:
 PREDICATES = {"bad_prompt": is_bad_prompt, "bad_unnorm": is_bad_unnorm, "no_flip": is_no_flip}
 
 
-# --- 3. Four runs into drills/, then which predicate fires on each ----------------------------
+# --- 4. The same questions asked relative to the baseline ---------------------------------------
+#
+# Run the chapter's predicates on your own four logs first (``main`` prints what fires): on LIBERO
+# they misfire. Then ask the chapter's questions against the baseline of the same drills. These
+# are checked on real drill logs of several seeds, and each run demands only what its five fields
+# can show (the exercise page explains which runs cannot be told apart, and why).
 
 
-def main() -> None:
-    """Run the four drills into ``drills/`` and print which predicates fire on each run.
+def is_bad_unnorm_relative(run, baseline, factor=3.0) -> bool:
+    """Another embodiment's scale: the largest ``|action[:3]|`` is off the baseline's by more than ``factor``, either way."""
+    raise NotImplementedError("compare the run's largest |translation| with the baseline's, in both directions")
+
+
+def is_bad_prompt_relative(run, baseline, stillness=0.05) -> bool:
+    """The baseline's scale, yet the arm stays still (median ``norm(action[:6])`` below ``stillness``) and,
+    unlike a rewarded baseline, the run is never rewarded."""
+    raise NotImplementedError("not another scale; the baseline rewarded, this run not; the arm still most of the time")
+
+
+def is_no_flip_relative(run, baseline, stillness=0.05) -> bool:
+    """By elimination: the baseline's scale, the arm keeps moving (median ``norm(action[:6])`` at least
+    ``stillness``) and, unlike a rewarded baseline, the run is never rewarded."""
+    raise NotImplementedError("not another scale; the baseline rewarded, this run not; the arm keeps moving")
+
+
+RELATIVE_PREDICATES = {"bad_prompt": is_bad_prompt_relative, "bad_unnorm": is_bad_unnorm_relative,
+                       "no_flip": is_no_flip_relative}
+
+
+# --- 5. Four runs into drills/, then which predicates fire on each -----------------------------
+
+
+def main(steps: int = STEPS, seed: int = SEED, out_dir: Path = OUT_DIR) -> None:
+    """Run the four drills into ``out_dir`` and print which predicates fire on each run.
 
     Load the policy (``load_policy``; the environment variable ``VLA_CH2_MODEL``
     may name another checkpoint), open one ``LiberoTask(SUITE, TASK_ID)`` for
     all four runs, write each run with a ``StepLogWriter`` to
-    ``drills/<tag>.jsonl``, copy this file there too, then read each log back
-    (``read_log``) and print the predicates that fire on it.
+    ``out_dir/<tag>.jsonl`` (print progress as you go: a drill of 500 steps
+    takes a minute or two on a CPU), copy this file there too, then read each
+    log back (``read_log``) and print which ``PREDICATES`` fire on it, and
+    which ``RELATIVE_PREDICATES`` (given the baseline run).
     """
-    raise NotImplementedError("run DRILLS into OUT_DIR, then print which PREDICATES fire on each run")
+    raise NotImplementedError("run DRILLS into out_dir, then print which predicates of each set fire on each run")
 
 
 if __name__ == "__main__":
-    main()
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Exercise 2.x.1: run the four drills and judge them.")
+    parser.add_argument("--steps", type=int, default=STEPS, help=f"policy steps per drill (default {STEPS})")
+    parser.add_argument("--seed", type=int, default=SEED, help=f"seed and initial state (default {SEED})")
+    parser.add_argument("--out", type=Path, default=OUT_DIR, help=f"where the logs go (default {OUT_DIR}/)")
+    args = parser.parse_args()
+    if args.steps <= 0:
+        parser.error(f"--steps must be a positive number of policy steps, got {args.steps}")
+    main(args.steps, args.seed, args.out)

@@ -105,28 +105,92 @@ def is_no_flip(run) -> bool:
 PREDICATES = {"bad_prompt": is_bad_prompt, "bad_unnorm": is_bad_unnorm, "no_flip": is_no_flip}
 
 
-# --- 3. Four runs into drills/, then which predicate fires on each ----------------------------
+# --- 4. The same questions asked relative to the baseline ---------------------------------------
+#
+# Run the chapter's predicates on your own four logs first: on LIBERO they misfire (LIBERO
+# actions are controller inputs in [-1, 1], and Bridge statistics shrink them). These three
+# ask the chapter's questions against the baseline of the same drills instead.
 
 
-def main() -> None:
-    """Run the four drills into ``drills/`` and print which predicates fire on each run."""
+def _largest_translation(run) -> float:
+    return float(np.abs(_actions(run)[:, :3]).max())
+
+
+def _median_arm_norm(run) -> float:
+    return float(np.median(np.linalg.norm(_actions(run)[:, :6], axis=1)))
+
+
+def _rewarded(run) -> bool:
+    return bool((run["reward"] > 0).any())
+
+
+def is_bad_unnorm_relative(run, baseline, factor=3.0) -> bool:
+    """Another embodiment's scale: the largest ``|action[:3]|`` is off the baseline's by more than ``factor``, either way."""
+    ratio = _largest_translation(run) / max(_largest_translation(baseline), 1e-9)
+    return bool(ratio > factor or ratio < 1.0 / factor)
+
+
+def is_bad_prompt_relative(run, baseline, stillness=0.05) -> bool:
+    """The baseline's scale, yet the arm stays still (median ``norm(action[:6])`` below ``stillness``) and,
+    unlike a rewarded baseline, the run is never rewarded."""
+    if is_bad_unnorm_relative(run, baseline) or not _rewarded(baseline) or _rewarded(run):
+        return False
+    return _median_arm_norm(run) < stillness
+
+
+def is_no_flip_relative(run, baseline, stillness=0.05) -> bool:
+    """By elimination: the baseline's scale, the arm keeps moving (median ``norm(action[:6])`` at least
+    ``stillness``) and, unlike a rewarded baseline, the run is never rewarded."""
+    if is_bad_unnorm_relative(run, baseline) or not _rewarded(baseline) or _rewarded(run):
+        return False
+    return _median_arm_norm(run) >= stillness
+
+
+RELATIVE_PREDICATES = {"bad_prompt": is_bad_prompt_relative, "bad_unnorm": is_bad_unnorm_relative,
+                       "no_flip": is_no_flip_relative}
+
+
+# --- 5. Four runs into drills/, then which predicates fire on each -----------------------------
+
+
+def _verdict(tag: str, fired: list) -> str:
+    expected = [] if tag == "baseline" else [tag]
+    return "as expected" if fired == expected else f"expected {expected or 'none'}"
+
+
+def main(steps: int = STEPS, seed: int = SEED, out_dir: Path = OUT_DIR) -> None:
+    """Run the four drills into ``out_dir`` and print which predicates fire on each run."""
     policy = load_policy(os.environ.get("VLA_CH2_MODEL"))
-    OUT_DIR.mkdir(exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     with LiberoTask(SUITE, TASK_ID) as task:
         for tag, toggles in DRILLS.items():
-            print(f"running {tag} ({STEPS} steps) ...", flush=True)
-            with StepLogWriter(OUT_DIR / f"{tag}.jsonl") as writer:
-                for record in failure_drills(task, policy, **toggles, seed=SEED, steps=STEPS, tag=tag):
+            with StepLogWriter(out_dir / f"{tag}.jsonl") as writer:
+                for record in failure_drills(task, policy, **toggles, seed=seed, steps=steps, tag=tag):
                     writer.write(record)
-    shutil.copy(__file__, OUT_DIR / "predicates.py")  # Chapter 17 starts from these predicates
+                    if record["step"] % 50 == 49 or record["step"] == steps - 1:
+                        print(f"\r{tag:<11} step {record['step'] + 1}/{steps}", end="", flush=True)
+            print()
+    shutil.copy(__file__, out_dir / "predicates.py")  # Chapter 17 starts from these predicates
 
-    for tag in DRILLS:
-        run = read_log(OUT_DIR / f"{tag}.jsonl")
-        fired = [name for name, predicate in PREDICATES.items() if predicate(run)]
-        expected = [] if tag == "baseline" else [tag]
-        verdict = "as expected" if fired == expected else f"expected {expected or 'none'}"
-        print(f"{tag:<11} fires: {', '.join(fired) or 'none':<24} {verdict}")
+    runs = {tag: read_log(out_dir / f"{tag}.jsonl") for tag in DRILLS}
+    for title, predicates, judge in (
+        ("the chapter's thresholds", PREDICATES, lambda predicate, run: predicate(run)),
+        ("relative to the baseline", RELATIVE_PREDICATES, lambda predicate, run: predicate(run, runs["baseline"])),
+    ):
+        print(f"\n{title}:")
+        for tag, run in runs.items():
+            fired = [name for name, predicate in predicates.items() if judge(predicate, run)]
+            print(f"  {tag:<11} fires: {', '.join(fired) or 'none':<24} {_verdict(tag, fired)}")
 
 
 if __name__ == "__main__":
-    main()
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Exercise 2.x.1: run the four drills and judge them.")
+    parser.add_argument("--steps", type=int, default=STEPS, help=f"policy steps per drill (default {STEPS})")
+    parser.add_argument("--seed", type=int, default=SEED, help=f"seed and initial state (default {SEED})")
+    parser.add_argument("--out", type=Path, default=OUT_DIR, help=f"where the logs go (default {OUT_DIR}/)")
+    args = parser.parse_args()
+    if args.steps <= 0:
+        parser.error(f"--steps must be a positive number of policy steps, got {args.steps}")
+    main(args.steps, args.seed, args.out)

@@ -24,7 +24,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from vla_ch2.grading import code_tests, grade_code, run_check
+from vla_ch2.checking.command import code_tests, grade_code, run_check
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CHECKPOINT = REPO / "vla_ch2" / "checkpoints" / "teaching-vla-libero-object"
@@ -149,32 +149,104 @@ def test_results_json_is_gradescope_shaped(check):
     assert payload["score"] == sum(t["score"] for t in payload["tests"])
 
 
-# --- Each test can fail on its own: mutants of the solutions -------------------------------------
+# --- Each stated requirement has a mutant that breaks it, and check names the mistake -----------
+#
+# A mutant is the worked solution with one plausible mistake. For each, the graded tests that must
+# fail (by function name) and a phrase the failure message must contain: the hint has to name
+# the mistake, not only notice that something is off.
 
-#: (exercise, what the mutant gets wrong, text replaced, replacement, tests expected to fail)
+#: (exercise, what the mutant gets wrong, text replaced, replacement, {test: phrase in its hint})
 MUTANTS = [
+    # 2.x.1, the chapter's predicates as the chapter states them
     ("2.x.1", "max instead of mean", "arm_norms.mean() < threshold", "arm_norms.max() < threshold",
-     {"bad_prompt_predicate"}),
+     {"bad_prompt_predicate": "mean arm norm over time is 0.045"}),
+    ("2.x.1", "below or equal instead of below", "arm_norms.mean() < threshold", "arm_norms.mean() <= threshold",
+     {"bad_prompt_predicate": "exactly 0.5, with threshold 0.5 (not below it)"}),
     ("2.x.1", "wrong default threshold", "def is_bad_prompt(run, threshold=0.05)", "def is_bad_prompt(run, threshold=0.5)",
-     {"bad_prompt_predicate", "no_flip_predicate"}),
-    ("2.x.1", "sign instead of magnitude", "np.abs(_actions(run)[:, :3])", "_actions(run)[:, :3]",
-     {"bad_unnorm_predicate"}),
-    ("2.x.1", "rotations counted as translations", "np.abs(_actions(run)[:, :3])", "np.abs(_actions(run)[:, :6])",
-     {"bad_unnorm_predicate"}),
+     {"bad_prompt_predicate": "chapter's value as default", "no_flip_predicate": "calls your is_bad_prompt"}),
+    ("2.x.1", "sign instead of magnitude", "too_large = np.abs(_actions(run)[:, :3]).max(axis=1)",
+     "too_large = _actions(run)[:, :3].max(axis=1)", {"bad_unnorm_predicate": "z = -0.2"}),
+    ("2.x.1", "rotations counted as translations", "too_large = np.abs(_actions(run)[:, :3]).max(axis=1)",
+     "too_large = np.abs(_actions(run)[:, :6]).max(axis=1)", {"bad_unnorm_predicate": "large rotation"}),
+    ("2.x.1", "at least a fraction instead of more than", "return bool(too_large.mean() > fraction)",
+     "return bool(too_large.mean() >= fraction)", {"bad_unnorm_predicate": "exactly 10 of 100 steps"}),
+    ("2.x.1", "is_bad_unnorm written from the evidence", "return bool(too_large.mean() > fraction)",
+     "return bool(np.abs(_actions(run)[:, :3]).max() < translation)",
+     {"bad_unnorm_predicate": "is_bad_unnorm(run)", "no_flip_predicate": "calls your is_bad_unnorm"}),
     ("2.x.1", "reward ignored", "and gripper_closes and never_rewarded", "and gripper_closes",
-     {"no_flip_predicate"}),
+     {"no_flip_predicate": "reward 1.0 at its last step"}),
     ("2.x.1", "gripper ignored", "and gripper_closes and never_rewarded", "and never_rewarded",
-     {"no_flip_predicate"}),
+     {"no_flip_predicate": "gripper never closes"}),
+    # 2.x.1, the predicates relative to the baseline, judged on real drills
+    ("2.x.1", "only a larger scale counts", "return bool(ratio > factor or ratio < 1.0 / factor)",
+     "return bool(ratio > factor)",
+     {"bad_unnorm_relative_on_real_drills": "returned False on the bad_unnorm drill",
+      "no_flip_relative_on_real_drills": "returned True on the bad_unnorm drill",
+      "relative_predicates_together": "none of the relative predicates fires"}),
+    ("2.x.1", "mean instead of median for stillness", "    return _median_arm_norm(run) < stillness",
+     "    return float(np.linalg.norm(_actions(run)[:, :6], axis=1).mean()) < stillness",
+     {"bad_prompt_relative_on_real_drills": "bad_prompt drill of seed 0", "relative_predicates_together": "none of"}),
+    ("2.x.1", "stillness without a rewarded baseline",
+     "        return False\n    return _median_arm_norm(run) < stillness",
+     "        return _median_arm_norm(run) < stillness and not _rewarded(run)\n    return _median_arm_norm(run) < stillness",
+     {"bad_prompt_relative_on_real_drills": "fired on the baseline itself"}),
+    ("2.x.1", "no_flip does not ask for motion", "    return _median_arm_norm(run) >= stillness",
+     "    return True", {"no_flip_relative_on_real_drills": "bad_prompt drill of seed 0",
+                        "relative_predicates_together": "bad_prompt and no_flip fire"}),
+    # 2.x.2
     ("2.x.2", "0 for never", "            return step\n    return None", "            return step\n    return 0",
-     {"first_close"}),
+     {"first_close": "never"}),
     ("2.x.2", "n - 1 in the denominator", "p * (1.0 - p) / episodes", "p * (1.0 - p) / (episodes - 1)",
-     {"standard_error_values"}),
+     {"standard_error_values": "standard_error(44, 50)"}),
     ("2.x.2", "no guard for zero episodes", "if episodes <= 0:", "if episodes < 0:",
-     {"standard_error_needs_episodes"}),
+     {"standard_error_needs_episodes": "should raise ValueError"}),
     ("2.x.2", "a count, not a rate", "if row[\"success\"]) / len(rows)", "if row[\"success\"])",
-     {"success_rate_values"}),
+     {"success_rate_values": "success_rate returned"}),
     ("2.x.2", "saved somewhere else", "fig.savefig(out_png, format=\"png\"", "fig.savefig(out_png.with_suffix(\".svg\")",
-     {"plot_is_written"}),
+     {"plot_is_written": "wrote nothing at out_png"}),
+]
+
+#: The loop of 2.x.1 (simulation tests): (what the mutant gets wrong, old, new, {test: phrase})
+ALL_DRILLS = ("baseline", "no_flip", "bad_prompt", "bad_unnorm")
+SIM_MUTANTS = [
+    ("stops early on success", "        yield step_record(step, image, action, reward, tag)",
+     "        yield step_record(step, image, action, reward, tag)\n        if done:\n            break",
+     {"never_stops_on_success": "stopped after 4 policy steps when the simulator reported done=True"}),
+    ("too few wait steps", "range(C.NUM_WAIT_STEPS)", "range(C.NUM_WAIT_STEPS - 5)",
+     {f"{d}_matches_the_chapters_loop": "first waits 10 steps" for d in ALL_DRILLS}),
+    ("generators not seeded", "    seed_everything(seed)\n", "",
+     {f"{d}_matches_the_chapters_loop": "not seeded from seed=3" for d in ALL_DRILLS}),
+    ("always the first initial state", "obs = task.reset(init_index=seed)", "obs = task.reset(init_index=0)",
+     {f"{d}_matches_the_chapters_loop": "task.reset(init_index=0); with seed=3" for d in ALL_DRILLS}),
+    ("flip toggle ignored", "C.prepare_image(task.frame(obs), flip_image)", "C.prepare_image(task.frame(obs), True)",
+     {"no_flip_matches_the_chapters_loop": "your image is rotated although flip_image=False"}),
+    ("flip toggle inverted", "C.prepare_image(task.frame(obs), flip_image)",
+     "C.prepare_image(task.frame(obs), not flip_image)",
+     {"baseline_matches_the_chapters_loop": "your image is not rotated although flip_image=True",
+      "bad_prompt_matches_the_chapters_loop": "your image is not rotated although flip_image=True",
+      "bad_unnorm_matches_the_chapters_loop": "your image is not rotated although flip_image=True",
+      "no_flip_matches_the_chapters_loop": "your image is rotated although flip_image=False"}),
+    ("raw frame to the policy", "C.prepare_image(task.frame(obs), flip_image)", "task.frame(obs)",
+     {f"{d}_matches_the_chapters_loop": "neither the flipped nor the unflipped frame" for d in ALL_DRILLS}),
+    ("prompt toggle ignored", "Toggles(prompt_template=prompt_template).prompt(task.language)",
+     "Toggles().prompt(task.language)", {"bad_prompt_matches_the_chapters_loop": "the prompt is the canonical template"}),
+    ("instruction not lower-cased", "Toggles(prompt_template=prompt_template).prompt(task.language)",
+     "C.PROMPT_TEMPLATES[prompt_template].format(instruction=task.language)",
+     {f"{d}_matches_the_chapters_loop": "not lower-cased" for d in ALL_DRILLS}),
+    ("statistics key toggle ignored", "key = unnorm_key or task.suite", "key = task.suite",
+     {"bad_unnorm_matches_the_chapters_loop": "resolves to 'libero_object_no_noops', not 'bridge_orig'"}),
+    ("gripper not post-processed", "action = C.postprocess_gripper(policy.predict(image, prompt, key))",
+     "action = policy.predict(image, prompt, key)",
+     {f"{d}_matches_the_chapters_loop": "C.postprocess_gripper" for d in ALL_DRILLS}),
+    ("two policy calls per step", "action = C.postprocess_gripper(policy.predict(image, prompt, key))",
+     "policy.predict(image, prompt, key)\n        action = C.postprocess_gripper(policy.predict(image, prompt, key))",
+     {"records_have_the_five_fields": "ask it once per step",
+      **{f"{d}_matches_the_chapters_loop": "asked the policy again before stepping" for d in ALL_DRILLS}}),
+    ("records not rounded", "yield step_record(step, image, action, reward, tag)",
+     "yield {\"step\": step, \"img_mean\": float(image.mean()), \"action\": [float(a) for a in action], "
+     "\"reward\": float(reward), \"tag\": tag}",
+     {"records_have_the_five_fields": "not rounded to 4 decimals",
+      **{f"{d}_matches_the_chapters_loop": "rounded as step_record does" for d in ALL_DRILLS}}),
 ]
 
 
@@ -186,18 +258,22 @@ def _mutate(tmp_path: Path, exercise: str, old: str, new: str) -> Path:
     return path
 
 
-def _failed(results, exercise: str) -> set[str]:
+def _failed(results, exercise: str) -> dict[str, str]:
     names = {t.name: t.func.__name__ for t in code_tests(exercise)}
-    return {names[r.name] for r in results if not r.passed}
+    return {names[r.name]: r.output for r in results if not r.passed}
+
+
+def _assert_named(failed: dict[str, str], expected: dict[str, str]) -> None:
+    assert set(failed) == set(expected), failed
+    for test, phrase in expected.items():
+        assert phrase in failed[test], (test, failed[test])
+        assert "Traceback" not in failed[test]
 
 
 @pytest.mark.parametrize("exercise,mistake,old,new,expected", MUTANTS, ids=[m[1] for m in MUTANTS])
 def test_a_mistake_fails_its_own_test(tmp_path, exercise, mistake, old, new, expected):
     path = _mutate(tmp_path, exercise, old, new)
-    results = grade_code(exercise, path, select=lambda t: not t.sim)
-    assert _failed(results, exercise) == expected, [(r.name, r.output) for r in results]
-    for r in results:
-        assert "Traceback" not in r.output
+    _assert_named(_failed(grade_code(exercise, path, select=lambda t: not t.sim), exercise), expected)
 
 
 def test_hints_do_not_give_the_answer_away(tmp_path):
@@ -208,21 +284,21 @@ def test_hints_do_not_give_the_answer_away(tmp_path):
     assert f"{correct:.5f}" not in result.output and f"{correct:.4g}" not in result.output
 
 
-SIM_MUTANTS = [
-    ("flip toggle ignored", "C.prepare_image(task.frame(obs), flip_image)", "C.prepare_image(task.frame(obs), True)",
-     {"no_flip_matches_the_chapters_loop"}),
-    ("statistics key toggle ignored", "key = unnorm_key or task.suite", "key = task.suite",
-     {"bad_unnorm_matches_the_chapters_loop"}),
-]
-
-
 @pytest.mark.sim
 @pytest.mark.parametrize("mistake,old,new,expected", SIM_MUTANTS, ids=[m[0] for m in SIM_MUTANTS])
-def test_a_loop_mistake_fails_only_its_drill(tmp_path, sim_model, mistake, old, new, expected):
+def test_a_loop_mistake_fails_with_a_hint_naming_it(tmp_path, sim_model, mistake, old, new, expected):
     path = _mutate(tmp_path, "2.x.1", old, new)
-    results = grade_code("2.x.1", path, select=lambda t: t.sim and "matches" in t.func.__name__, model=sim_model)
-    assert len(results) == 4
-    assert _failed(results, "2.x.1") == expected, [(r.name, r.output) for r in results]
+    results = grade_code("2.x.1", path, select=lambda t: t.sim, model=sim_model)
+    assert len(results) == len([t for t in code_tests("2.x.1") if t.sim])
+    _assert_named(_failed(results, "2.x.1"), expected)
+
+
+def test_every_graded_test_has_a_mutant():
+    """Each graded test of 2.x.1 and 2.x.2 is failed by at least one mutant (simulation tests of 2.x.2 aside)."""
+    covered = {test for *_, expected in MUTANTS for test in expected}
+    covered |= {test for *_, expected in SIM_MUTANTS for test in expected}
+    tests = {t.func.__name__ for ex in ("2.x.1", "2.x.2") for t in code_tests(ex)}
+    assert tests - covered == {"sweep_rows"}, tests - covered
 
 
 def test_reader_exceptions_are_reported_per_test(tmp_path):

@@ -1,4 +1,4 @@
-"""Tests for the offline free-text graders of Exercises 2.x.3 and 2.x.4 (vla_ch2.graders)."""
+"""Tests for the offline free-text graders of Exercises 2.x.3 and 2.x.4 (vla_ch2.checking)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from vla_ch2 import graders
-from vla_ch2.graders import (
-    MAX_CHARS,
-    MAX_SENTENCES,
-    RubricError,
-    grade_app,
-    grade_sentences,
-    grade_worksheet,
-    load_rubric,
-    split_sentences,
-)
+from vla_ch2.checking import sentences as sentences_module
+from vla_ch2.checking import worksheet as worksheet_module
+from vla_ch2.checking.inputs import MAX_CHARS, normalise
+from vla_ch2.checking.rubrics import RubricError, load_rubric
+from vla_ch2.checking.sentences import MAX_SENTENCES, grade_sentences, split_sentences
+from vla_ch2.checking.worksheet import grade_worksheet
+from vla_ch2.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 SENTENCE_KEYS = {"text", "symptom", "cause_ok", "diagnostic_ok", "feedback"}
@@ -282,7 +278,7 @@ def test_feedback_never_leaks_the_right_answer(wrong):
     entry = one(wrong)
     symptom = rubric.symptoms[entry["symptom"]]
     assert not (entry["cause_ok"] and entry["diagnostic_ok"])
-    feedback = graders.normalise(entry["feedback"])
+    feedback = normalise(entry["feedback"])
     if not entry["cause_ok"]:
         assert not rubric.causes[symptom.cause].regex.search(feedback), entry["feedback"]
     if not entry["diagnostic_ok"]:
@@ -295,12 +291,12 @@ def test_rubric_hints_do_not_match_their_own_concepts():
     sentences = load_rubric("sentences")
     for symptom in sentences.symptoms.values():
         for group in symptom.diagnostic:
-            assert group.hint and not group.regex.search(graders.normalise(group.hint)), group.id
+            assert group.hint and not group.regex.search(normalise(group.hint)), group.id
     worksheet = load_rubric("worksheet")
     for box in worksheet.boxes:
         for group in box.groups:
             if group.required:
-                assert group.hint and not group.regex.search(graders.normalise(group.hint)), (box.id, group.id)
+                assert group.hint and not group.regex.search(normalise(group.hint)), (box.id, group.id)
 
 
 # ---------------------------------------------------------------------------
@@ -364,7 +360,7 @@ def test_case_smart_quotes_and_spaces_are_tolerated():
 
 
 def test_normalise():
-    assert graders.normalise("It\u2019s  NOT the \u201cflip\u201d\u2014isn\u2019t it?") == 'it is not the "flip"-is not it?'
+    assert normalise("It\u2019s  NOT the \u201cflip\u201d\u2014isn\u2019t it?") == 'it is not the "flip"-is not it?'
 
 
 def test_comments_and_html_comments_are_ignored():
@@ -445,7 +441,7 @@ def test_wrong_type_raises_type_error():
 
 
 def packaged(name: str) -> dict:
-    return json.loads((ROOT / "vla_ch2" / "rubrics" / f"{name}.json").read_text(encoding="utf-8"))
+    return json.loads((ROOT / "vla_ch2" / "checking" / "rubrics" / f"{name}.json").read_text(encoding="utf-8"))
 
 
 def test_packaged_rubrics_load_through_importlib_resources():
@@ -657,21 +653,31 @@ def test_worksheet_non_utf8_and_huge():
 # ---------------------------------------------------------------------------
 
 runner = CliRunner()
+EXERCISE = {"sentences": "2.x.4", "worksheet": "2.x.3"}
 
 
-def invoke(*args: str, **kwargs):
-    result = runner.invoke(grade_app, list(args), **kwargs)
+def invoke(command: str, *args: str, **kwargs):
+    """``vla-ch2 check 2.x.4|2.x.3 ARGS`` without writing results.json (unless ARGS ask for it)."""
+    extra = [] if "--results" in args else ["--no-results"]
+    result = runner.invoke(app, ["check", EXERCISE[command], *args, *extra], **kwargs)
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     return result
+
+
+def assert_check_payload(data: dict, tests: int) -> None:
+    assert {"exercise", "score", "max_score", "tests", "notes", "exit_code"} <= set(data)
+    assert len(data["tests"]) == tests and data["max_score"] == tests
+    assert data["score"] == sum(t["score"] for t in data["tests"])
+    assert data["exit_code"] == (0 if data["score"] == data["max_score"] else 1)
 
 
 @pytest.mark.parametrize(
     ("command", "path", "code", "score"),
     [
-        ("sentences", "solutions/sentences.txt", 0, "score: 3/3"),
-        ("sentences", "exercises/sentences.txt", 1, "score: 0/3"),
-        ("worksheet", "solutions/worksheet.md", 0, "score: 6/6"),
-        ("worksheet", "exercises/worksheet.md", 1, "score: 0/6"),
+        ("sentences", "solutions/sentences.txt", 0, "total: 3/3"),
+        ("sentences", "exercises/sentences.txt", 1, "total: 0/3"),
+        ("worksheet", "solutions/worksheet.md", 0, "total: 6/6"),
+        ("worksheet", "exercises/worksheet.md", 1, "total: 0/6"),
     ],
 )
 def test_cli_exit_codes_and_human_output(command, path, code, score):
@@ -687,11 +693,19 @@ def test_cli_json_is_exactly_one_object(command, tmp_path):
     result = invoke(command, str(answer), "--json")
     assert result.exit_code == 0
     data = json.loads(result.stdout)  # fails if anything else is printed
-    assert isinstance(data, dict)
-    if command == "sentences":
-        assert_sentence_shape(data)
-    else:
-        assert_worksheet_shape(data)
+    assert_check_payload(data, 3 if command == "sentences" else 6)
+
+
+@pytest.mark.parametrize("command", ["sentences", "worksheet"])
+def test_cli_writes_results_json_with_points_per_part(command, tmp_path):
+    answer = tmp_path / "answer.txt"
+    answer.write_text(CORRECT if command == "sentences" else WORKSHEET, encoding="utf-8")
+    out = tmp_path / "out" / "results.json"
+    result = invoke(command, str(answer), "--results", str(out))
+    assert result.exit_code == 0 and f"wrote {out}" in result.stdout
+    written = json.loads(out.read_text(encoding="utf-8"))
+    assert written["score"] == written["max_score"] == (3 if command == "sentences" else 6)
+    assert all(t["status"] == "passed" and t["max_score"] == 1 for t in written["tests"])
 
 
 @pytest.mark.parametrize("command", ["sentences", "worksheet"])
@@ -713,7 +727,7 @@ def test_cli_binary_file_and_stdin(tmp_path):
     assert result.exit_code == 1
     assert "ZIP" in " ".join(json.loads(result.stdout)["notes"])
     piped = invoke("sentences", "-", input=CORRECT.encode("utf-8"))
-    assert piped.exit_code == 0 and "score: 3/3" in piped.stdout
+    assert piped.exit_code == 0 and "total: 3/3" in piped.stdout
 
 
 def test_cli_bad_rubric_exits_2(tmp_path):
@@ -725,31 +739,33 @@ def test_cli_bad_rubric_exits_2(tmp_path):
 
 
 def test_cli_in_a_real_process(tmp_path):
-    """The way the brief runs it: python -c 'from vla_ch2.graders import grade_app; grade_app()' ..."""
+    """The installed command, as a reader runs it: ``vla-ch2 check 2.x.4 FILE``."""
     import subprocess
     import sys
 
-    code = "from vla_ch2.graders import grade_app; grade_app()"
+    command = [sys.executable, "-m", "vla_ch2.cli", "check"]
     answer = tmp_path / "answer.txt"
     answer.write_bytes(CORRECT.encode("utf-8"))
-    ok = subprocess.run([sys.executable, "-c", code, "sentences", str(answer), "--json"], capture_output=True, text=True,
+    ok = subprocess.run([*command, "2.x.4", str(answer), "--json", "--no-results"], capture_output=True, text=True,
                         cwd=ROOT, timeout=60)
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["score"] == 3
-    missing = subprocess.run([sys.executable, "-c", code, "worksheet", str(tmp_path / "none.md")], capture_output=True,
+    assert "Warning" not in ok.stderr and "deprecated" not in ok.stderr
+    missing = subprocess.run([*command, "2.x.3", str(tmp_path / "none.md")], capture_output=True,
                              text=True, cwd=ROOT, timeout=60)
     assert missing.returncode == 2
     assert missing.stderr.startswith("error: ") and "Traceback" not in missing.stderr
 
 
 def test_cli_missing_argument_is_a_usage_error_not_a_traceback():
-    result = invoke("sentences")
+    result = runner.invoke(app, ["check"])
     assert result.exit_code == 2
     assert "Missing argument" in result.output and "Traceback" not in result.output
 
 
 def test_module_docstrings_are_numpy_style():
-    for name in ("grade_sentences", "grade_worksheet", "load_rubric", "split_sentences"):
-        doc = getattr(graders, name).__doc__
+    for func in (grade_sentences, grade_worksheet, load_rubric, split_sentences):
+        doc, name = func.__doc__, func.__name__
         assert doc and "Parameters\n    ----------" in doc and "Returns\n    -------" in doc, name
-    assert re.search(r"Exercise 2\.x\.4", graders.__doc__)
+    assert re.search(r"Exercise 2\.x\.4", sentences_module.__doc__)
+    assert re.search(r"Exercise 2\.x\.3", worksheet_module.__doc__)

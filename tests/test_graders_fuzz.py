@@ -18,7 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from vla_ch2.graders import MAX_SENTENCES, grade_app, grade_sentences, grade_worksheet
+from vla_ch2.checking.sentences import MAX_SENTENCES, grade_sentences
+from vla_ch2.checking.worksheet import grade_worksheet
+from vla_ch2.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 SENTENCE_KEYS = {"text", "symptom", "cause_ok", "diagnostic_ok", "feedback"}
@@ -212,6 +214,7 @@ def test_keyword_soup(text):
 # ---------------------------------------------------------------------------
 
 runner = CliRunner()
+EXERCISE = {"sentences": "2.x.4", "worksheet": "2.x.3"}
 
 
 def test_cli_on_random_files(tmp_path):
@@ -219,14 +222,15 @@ def test_cli_on_random_files(tmp_path):
     for i, data in enumerate(hostile_inputs(rng, 120)):
         path = tmp_path / f"answer{i}.txt"
         path.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass"))
-        for command, check in (("sentences", check_sentences), ("worksheet", check_worksheet)):
-            result = runner.invoke(grade_app, [command, str(path), "--json"])
+        for command, parts in (("sentences", 3), ("worksheet", 6)):
+            result = runner.invoke(app, ["check", EXERCISE[command], str(path), "--json", "--no-results"])
             assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
             assert result.exit_code in (0, 1)
-            check(json.loads(result.stdout))
-            human = runner.invoke(grade_app, [command, str(path)])
+            payload = json.loads(result.stdout)
+            assert len(payload["tests"]) == parts and payload["exit_code"] == result.exit_code
+            human = runner.invoke(app, ["check", EXERCISE[command], str(path), "--no-results"])
             assert human.exit_code == result.exit_code
-            assert "score: " in human.stdout and "Traceback" not in human.output
+            assert "total: " in human.stdout and "Traceback" not in human.output
 
 
 @pytest.mark.parametrize("command", ["sentences", "worksheet"])
@@ -236,7 +240,7 @@ def test_cli_on_hostile_paths(command, tmp_path):
              str(tmp_path), "/dev/null", "\u00e9\U0001F916.md", "../" * 50 + "etc"]
     for path in paths:
         for extra in ([], ["--json"]):
-            result = runner.invoke(grade_app, [command, path, *extra])
+            result = runner.invoke(app, ["check", EXERCISE[command], path, "--no-results", *extra])
             assert result.exception is None or isinstance(result.exception, SystemExit), (path, result.exception)
             assert result.exit_code in (1, 2), (path, result.exit_code)
             assert "Traceback" not in result.output

@@ -2,8 +2,8 @@
 
 ``episode`` runs the loop once, ``drills`` the four runs of Exercise 2.x.1,
 ``predicates verify`` checks the three diagnostic predicates on them,
-``sweep``/``merge``/``plot`` are Exercise 2.x.2, ``check`` grades an exercise
-file and ``grade`` self-checks the written answers of 2.x.3 and 2.x.4.
+``sweep``/``merge``/``plot`` are Exercise 2.x.2, and ``check`` grades any of the
+four exercises (code, worksheet or sentences) test by test.
 
 User mistakes (a bad flag value, a missing file, an unknown statistics key)
 end with a one-paragraph error and exit status 2, never a traceback.
@@ -258,28 +258,30 @@ def plot(
 
 
 @app.command()
-@user_errors
 def check(
     exercise: str = typer.Argument(..., help="2.x.1, 2.x.2, 2.x.3 or 2.x.4"),
-    file: Optional[Path] = typer.Argument(None, help="your file (default: the one in exercises/)"),
-    results: Path = typer.Option(Path("results.json"), help="Gradescope-style results file"),
+    file: Optional[str] = typer.Argument(None, help="your file (default: the exercise's file in exercises/; "
+                                                    "'-' reads a written answer from standard input)"),
+    results: Optional[Path] = typer.Option(Path("results.json"), "--results",
+                                           help="where to write the Gradescope-style results file"),
+    no_results: bool = typer.Option(False, "--no-results", help="do not write a results file"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of the report"),
+    rubric: Optional[Path] = typer.Option(None, "--rubric", help="a rubric JSON to use instead of the packaged "
+                                                                 "one (2.x.3 and 2.x.4; for instructors)"),
 ):
-    """Grade an exercise file: each test with pass/fail and points, then a total."""
-    from vla_ch2.grading import run_check
+    """Check an exercise: every test with PASS/FAIL and its points, a total, results.json, exit 0 only for full marks.
 
-    code = run_check(exercise, file, results, console)
+    2.x.1 and 2.x.2 run graded tests against your Python file (the simulation
+    tests run LIBERO for a few steps); 2.x.3 grades your worksheet box by box
+    and 2.x.4 your three sentences symptom by symptom. Exit status: 0 for full
+    marks, 1 otherwise, 2 when nothing could be graded (unknown exercise,
+    missing or unreadable file, broken rubric).
+    """
+    from vla_ch2.checking.command import run_check
+
+    code = run_check(exercise, file, None if no_results else results, console, as_json=as_json,
+                     rubric=None if rubric is None else str(rubric))
     raise typer.Exit(code)
-
-
-def _mount_graders() -> None:
-    try:
-        from vla_ch2.graders import grade_app
-    except ImportError:  # pragma: no cover - graders ship with the package
-        return
-    app.add_typer(grade_app, name="grade", help="Self-check written answers (2.x.3 worksheet, 2.x.4 sentences).")
-
-
-_mount_graders()
 
 
 def main() -> None:  # pragma: no cover

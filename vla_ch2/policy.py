@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import warnings
 from pathlib import Path
 from typing import Protocol
 
@@ -98,8 +99,13 @@ class OpenVLAPolicy:
         if load_in_8bit or load_in_4bit:
             kwargs["load_in_8bit" if load_in_8bit else "load_in_4bit"] = True
         try:
-            self.processor = AutoProcessor.from_pretrained(model, trust_remote_code=True)
-            self.vla = AutoModelForVision2Seq.from_pretrained(model, **kwargs)
+            with warnings.catch_warnings():
+                # transformers 4.40.1 (the version OpenVLA's code is validated on) loads remote code with
+                # SourceFileLoader.load_module(), which Python 3.11 reports as deprecated on every load.
+                warnings.filterwarnings("ignore", message=r"the load_module\(\) method is deprecated",
+                                        category=DeprecationWarning)
+                self.processor = AutoProcessor.from_pretrained(model, trust_remote_code=True)
+                self.vla = AutoModelForVision2Seq.from_pretrained(model, **kwargs)
         except OSError as exc:
             raise ModelLoadError(f"{_checkpoint_hint(model)} ({exc.__class__.__name__}: {str(exc).splitlines()[0]})") from None
         if not (load_in_8bit or load_in_4bit):

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from vla_ch2 import conventions as C
-from vla_ch2.exercise_tests import CheckFailed, Context, graded
+from vla_ch2.checking.harness import CheckFailed, Context, graded
 from vla_ch2.sweep import EPISODE_FIELDS
 from vla_ch2.sweep import first_close_step as library_first_close
 
@@ -72,6 +72,9 @@ def standard_error_needs_episodes(ctx: Context) -> None:
             got = func(0, episodes)
         except ValueError:
             continue
+        except ZeroDivisionError:
+            raise CheckFailed(f"standard_error(0, {episodes}) raised ZeroDivisionError; it should raise ValueError "
+                              "with a message saying a success rate needs at least one episode") from None
         raise CheckFailed(f"standard_error(0, {episodes}) returned {got!r}; it should raise ValueError, since "
                           "no success rate is defined without episodes")
 

@@ -7,7 +7,7 @@ weight, as in Tedrake's manipulation grader. A test receives a
 :class:`Simulation` shared by every test of a check run.
 
 A test fails by raising :class:`CheckFailed` with a hint for the reader. Any
-other exception comes from the reader's code; :mod:`vla_ch2.grading` reports
+other exception comes from the reader's code; :mod:`vla_ch2.checking.command` reports
 it as that test's failure (type, message and the line of the reader's file),
 never as a traceback.
 
@@ -143,13 +143,15 @@ class Simulation:
         return self._build(("policy", self.model), make,
                            f"load the model {label}; set VLA_CH2_MODEL to a checkpoint directory")
 
-    def spies(self, max_steps: int) -> tuple["TaskSpy", "PolicySpy", "Trace"]:
+    def spies(self, max_steps: int, succeed_at: int | None = None) -> tuple["TaskSpy", "PolicySpy", "Trace"]:
         """A fresh task spy and policy spy sharing one :class:`Trace`.
 
-        ``max_steps`` bounds the simulator steps the code under test may take.
+        ``max_steps`` bounds the simulator steps the code under test may take;
+        ``succeed_at`` makes the simulator report success (reward 1, ``done``)
+        from that simulator step on, as LIBERO does once the task is solved.
         """
         trace = Trace()
-        return TaskSpy(self, trace, max_steps), PolicySpy(self, trace), trace
+        return TaskSpy(self, trace, max_steps, succeed_at), PolicySpy(self, trace), trace
 
     def reference(self, key: tuple, run: Callable[[], Any]) -> Any:
         """``run()`` once per process for this model and ``key``; later calls reuse the result."""
@@ -173,11 +175,15 @@ class Trace:
     """Everything the code under test did to the simulator and the policy, in order.
 
     Events are tuples: ``("reset", init_index)``, ``("step", action, reward, done)`` and
-    ``("predict", prompt, resolved_key, image_digest, rng)``; ``rng`` is the fingerprint of
-    Python's and numpy's generators at the first policy call of an episode, else ``None``.
+    ``("predict", prompt, resolved_key, image_digest, rng, images)``; ``rng`` is the fingerprint of
+    Python's and numpy's generators at the first policy call of an episode, else ``None``;
+    ``images`` maps ``"flipped"`` and ``"unflipped"`` to the digests of the image
+    :func:`~vla_ch2.conventions.prepare_image` makes from the current frame either way.
     """
 
     events: list = field(default_factory=list)
+    #: The observation the simulator returned last (what the loop should look at next).
+    last_obs: Any = None
 
     def episodes(self) -> list[list[tuple]]:
         """The events split at each reset (each list starts with its reset)."""
@@ -209,6 +215,17 @@ def seeded_fingerprint(seed: int) -> str:
     return value
 
 
+def capitalised(text: str) -> str:
+    """``text`` with a capital first letter (how :class:`TaskSpy` shows the instruction)."""
+    return text[:1].upper() + text[1:]
+
+
+def image_digest(image) -> str:
+    """A short digest of an image's shape, type and pixels."""
+    array = np.ascontiguousarray(np.asarray(image))
+    return hashlib.sha1(f"{array.shape}{array.dtype}".encode() + array.tobytes()).hexdigest()[:16]
+
+
 def scramble_generators(nonce: int) -> None:
     """Put Python's and numpy's generators in an arbitrary state, so only seeding can fix them."""
     random.seed(0x5EED0000 + nonce)
@@ -218,8 +235,9 @@ def scramble_generators(nonce: int) -> None:
 class TaskSpy:
     """A :class:`~vla_ch2.env.LiberoTask` that records resets and steps, built on first use."""
 
-    def __init__(self, sim: Simulation, trace: Trace, max_steps: int):
+    def __init__(self, sim: Simulation, trace: Trace, max_steps: int, succeed_at: int | None = None):
         self._sim, self._trace, self._max_steps, self._steps = sim, trace, max_steps, 0
+        self._succeed_at = succeed_at
 
     @property
     def _real(self):
@@ -228,7 +246,8 @@ class TaskSpy:
     def reset(self, init_index: int | None = None, layout_seed: int | None = None) -> dict:
         index = None if init_index is None else int(init_index)
         self._trace.events.append(("reset", index if layout_seed is None else f"layout_seed={layout_seed}"))
-        return self._real.reset(init_index=init_index, layout_seed=layout_seed)
+        self._trace.last_obs = self._real.reset(init_index=init_index, layout_seed=layout_seed)
+        return self._trace.last_obs
 
     def step(self, action):
         self._steps += 1
@@ -238,9 +257,22 @@ class TaskSpy:
                 "asked for; does the loop stop after `steps` policy steps?"
             )
         obs, reward, done, info = self._real.step(action)
+        if self._succeed_at is not None and self._steps >= self._succeed_at:
+            reward, done = 1.0, True  # the task counts as solved from here on
+        self._trace.last_obs = obs
         flat = tuple(float(a) for a in np.asarray(action, dtype=np.float64).reshape(-1))
         self._trace.events.append(("step", flat, float(reward), bool(done)))
         return obs, reward, done, info
+
+    @property
+    def language(self) -> str:
+        """The task's instruction with a capital first letter, as many instructions are written.
+
+        OpenVLA's evaluation lower-cases the instruction before it goes into the
+        prompt; LIBERO-Object's happen to be lower case already, so without this
+        a loop that forgot to lower-case would pass unseen.
+        """
+        return capitalised(self._real.language)
 
     def close(self) -> None:
         """Do nothing: the task is shared by every test of the check run."""
@@ -263,15 +295,24 @@ class PolicySpy:
 
     def predict(self, image, prompt, unnorm_key):
         real = self._real
-        array = np.ascontiguousarray(np.asarray(image))
-        digest = hashlib.sha1(f"{array.shape}{array.dtype}".encode() + array.tobytes()).hexdigest()[:16]
+        digest = image_digest(image)
         try:
             key = real.resolve_key(unnorm_key)
         except Exception:  # noqa: BLE001 - the real call below raises the policy's own error
             key = f"unresolvable {unnorm_key!r}"
         first = not any(e[0] == "predict" for e in self._trace.episodes()[-1]) if self._trace.events else True
-        self._trace.events.append(("predict", prompt, key, digest, rng_fingerprint() if first else None))
+        self._trace.events.append(("predict", prompt, key, digest, rng_fingerprint() if first else None,
+                                   self._prepared_digests()))
         return real.predict(image, prompt, unnorm_key)
+
+    def _prepared_digests(self) -> dict:
+        """Digests of the image prepared from the current frame with and without the flip."""
+        from vla_ch2.conventions import prepare_image
+
+        if self._trace.last_obs is None:
+            return {}
+        frame = self._sim.task().frame(self._trace.last_obs)
+        return {name: image_digest(prepare_image(frame, flip)) for name, flip in (("flipped", True), ("unflipped", False))}
 
     def __getattr__(self, name: str):
         if name.startswith("_"):

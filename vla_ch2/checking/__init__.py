@@ -1,0 +1,12 @@
+"""Checking the reader's exercises: one command, ``vla-ch2 check 2.x.N``, for all four.
+
+The files split by concern and read top to bottom:
+
+* :mod:`~vla_ch2.checking.command`: the command itself (which exercise, which file, which grader);
+* :mod:`~vla_ch2.checking.inputs`: reading what the reader hands in (answer text, exercise modules);
+* :mod:`~vla_ch2.checking.report`: the report, ``results.json`` and the exit status;
+* :mod:`~vla_ch2.checking.harness`, :mod:`~vla_ch2.checking.ex_2x1`, :mod:`~vla_ch2.checking.ex_2x2`:
+  graded tests for the coding exercises, run against the reader's module with spies on the simulator;
+* :mod:`~vla_ch2.checking.rubrics`, :mod:`~vla_ch2.checking.sentences`, :mod:`~vla_ch2.checking.worksheet`:
+  the free-text graders of the written exercises and the rubrics they read.
+"""
