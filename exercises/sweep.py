@@ -33,7 +33,8 @@ import numpy as np
 from vla_ch2.env import LiberoTask
 from vla_ch2.logs import StepLogWriter
 from vla_ch2.loop import EpisodeResult, run_episode
-from vla_ch2.policy import load_policy
+from vla_ch2.policy import DEFAULT_MODEL_NAME, load_policy
+from vla_ch2.sweep import SweepSettings, reference_for, verdict
 
 SUITE, TASK_ID = "libero_object", 0
 EPISODES = 50
@@ -63,7 +64,7 @@ def success_rate(rows) -> float:
 # --- 2. The sweep ---------------------------------------------------------------------------------
 
 
-def run_sweep(task, policy, episodes=50, max_steps=None, log_dir=None) -> list[dict]:
+def run_sweep(task, policy, episodes=50, max_steps=None, log_dir=None, progress=None) -> list[dict]:
     """Run episodes ``0..episodes-1`` (episode k = seed k) and return one row per episode.
 
     Parameters
@@ -78,6 +79,8 @@ def run_sweep(task, policy, episodes=50, max_steps=None, log_dir=None) -> list[d
         Policy steps per episode (default: the suite's limit).
     log_dir : path or None
         If given, each episode's step log goes to ``log_dir/seed-k.jsonl``.
+    progress : callable or None
+        If given, called with each row as soon as its episode is over (``main`` prints a line).
 
     For each seed, make an ``EpisodeResult(seed=seed)`` and iterate over
     ``run_episode(task, policy, seed=seed, max_steps=max_steps, result=result)``:
@@ -105,17 +108,32 @@ def plot_first_close(rows, out_png, bin_width=10) -> Path:
 # --- 4. Fifty episodes, one number, one sentence, one plot ----------------------------------------
 
 
-def main() -> None:
-    """Sweep fifty seeds, print the success rate with its standard error, and draw the plot.
+def main(episodes: int = EPISODES, max_steps: int | None = None, out_dir: Path = OUT_DIR) -> None:
+    """Sweep the seeds, print the success rate with its standard error against the right reference, and plot.
 
     Load the policy (``load_policy``; ``VLA_CH2_MODEL`` may name another
     checkpoint), run ``run_sweep`` on ``LiberoTask(SUITE, TASK_ID)`` with step
-    logs under ``sweep/episodes``, write the rows to ``sweep/episodes.jsonl``,
-    print the rate with its standard error and one sentence comparing it with
-    ``PAPER_RATE``, and save the plot to ``sweep/first_close.png``.
+    logs under ``out_dir/episodes`` and a ``progress`` function that prints one
+    line per finished episode (fifty episodes take a while on a CPU), write the
+    rows to ``out_dir/episodes.jsonl``, and print the rate with its standard
+    error. Then one sentence comparing it with the right number: the teaching
+    model with its own card, OpenVLA-7B with the paper.
+    ``reference_for(SweepSettings(model=model or DEFAULT_MODEL_NAME, suite=SUITE, task=TASK_ID))``
+    picks it, and ``verdict(rate, se, reference)`` words the chapter's rule
+    (within 3 points: healthy; more than 5 below: a bug), or write your own.
+    Finally save the plot to ``out_dir/first_close.png``.
     """
-    raise NotImplementedError("sweep EPISODES seeds, report rate +- standard error against the paper, plot")
+    raise NotImplementedError("sweep the seeds with progress, report rate +- standard error against the reference, plot")
 
 
 if __name__ == "__main__":
-    main()
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Exercise 2.x.2: the sweep, its success rate and its plot.")
+    parser.add_argument("--episodes", type=int, default=EPISODES, help=f"episodes (seeds 0..N-1; default {EPISODES})")
+    parser.add_argument("--steps", type=int, default=None, help="policy steps per episode (default: the suite's limit)")
+    parser.add_argument("--out", type=Path, default=OUT_DIR, help=f"where the rows, logs and plot go (default {OUT_DIR}/)")
+    args = parser.parse_args()
+    if args.episodes <= 0 or (args.steps is not None and args.steps <= 0):
+        parser.error("--episodes and --steps must be positive")
+    main(args.episodes, args.steps, args.out)

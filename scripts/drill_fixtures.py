@@ -46,7 +46,7 @@ def main() -> int:
                     out.write((json.dumps(row, separators=(",", ":")) + "\n").encode("utf-8"))
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_bytes(buffer.getvalue())
-    print(f"wrote {OUT.relative_to(REPO)} ({OUT.stat().st_size // 1024} KiB, {len(PICKS)} drills)")
+    print(f"wrote {OUT} ({OUT.stat().st_size // 1024} KiB, {len(PICKS)} drills)")
     return 0
 
 

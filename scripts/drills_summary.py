@@ -25,7 +25,11 @@ DEFAULT_ROOT = "docs/results/drills-matrix"
 
 def main(argv: list[str]) -> int:
     root = argv[0] if argv else DEFAULT_ROOT
-    summary = summarise(REPO / root if not Path(root).is_absolute() else Path(root), source=root)
+    try:
+        summary = summarise(REPO / root if not Path(root).is_absolute() else Path(root), source=root)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     out = REPO / "vla_ch2" / "data" / MEASURED_FILE
     partial = out.with_suffix(".partial")
     partial.write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n", encoding="utf-8")

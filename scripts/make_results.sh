@@ -31,7 +31,10 @@ for stage in $STAGES; do
           done ) &
       done
       wait
-      $V/python scripts/drills_matrix.py $R/drills-matrix ;;
+      $V/python scripts/drills_matrix.py $R/drills-matrix
+      # The taxonomy's measured layer and the real drills 2.x.1's relative predicates are graded on.
+      $V/python scripts/drills_summary.py $R/drills-matrix
+      $V/python scripts/drill_fixtures.py ;;
     sweep)
       $V/vla-ch2 sweep --out $R/sweep --episodes 50 --workers 2
       $V/vla-ch2 plot $R/sweep --out $R/sweep/first_close.png ;;

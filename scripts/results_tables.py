@@ -174,7 +174,76 @@ def bench_table() -> str:
     return "| measure | value |\n|---|---|\n" + rows + "\n"
 
 
-def main() -> None:
+def taxonomy_table() -> str:
+    """The failure taxonomy: what §2.4 says, what the mechanism predicts, what the drills measured, what is credited."""
+    import sys
+
+    sys.path.insert(0, ".")
+    from vla_ch2 import taxonomy as T
+
+    facts = T.measured()
+    lines = [f"| failure | §2.4 says | the mechanism predicts | the drills measured ({facts.seeds} seeds of "
+             f"{facts.steps} steps) | a sentence of 2.x.4 is credited for |", "|---|---|---|---|---|"]
+    for cid, cause in T.CAUSES.items():
+        claim = T.CHAPTER[cid]
+        counts = "; ".join(f"{T.SYMPTOMS.get(s, 'succeeds')}: {n}" for s, n in
+                           sorted(facts.symptoms[cid].items(), key=lambda kv: -kv[1]))
+        low, high = facts.scale_ratio[cid]
+        credited = [f"*{T.SYMPTOMS[s]}* ({' and '.join(T.credited_causes(s, facts)[cid])})"
+                    for s in T.SYMPTOMS if cid in T.credited_causes(s, facts)]
+        cells = [f"`{cause.tag}` ({cause.toggle}={cause.drill_value!r})",
+                 f"*{T.SYMPTOMS[claim.symptom]}*; diagnostic: {claim.diagnostic}", T.mechanism_summary(cid),
+                 f"{counts} (largest translation {low:.3g} to {high:.3g} times the baseline's)",
+                 "; ".join(credited) or "none"]
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def fixtures_table() -> str:
+    """The real drills the relative predicates of 2.x.1 are graded on, and what their five fields can tell."""
+    import sys
+
+    sys.path.insert(0, ".")
+    from vla_ch2 import taxonomy as T
+    from vla_ch2.checking.ex_2x1 import demands, fixture_drills
+
+    lines = ["| drill | baseline rewarded | bad_prompt: median norm(action[:6]) (face) | what the five fields can tell |",
+             "|---|---|---|---|"]
+    for label, runs in fixture_drills():
+        want = demands(runs)
+        if want["no_flip"]["no_flip"] is None:
+            tell = "only the statistics: without a rewarded baseline, no_flip and bad_prompt are both just unrewarded"
+        elif want["bad_prompt"]["bad_prompt"] is None:
+            how = "drives like" if T.prompt_face(runs["bad_prompt"]) == "drive" else "is too close to the threshold to tell from"
+            tell = f"all but one thing: the prompt {how} a missing flip (either predicate may fire, not both)"
+        else:
+            tell = "everything: each broken run matches exactly its own predicate"
+        lines.append(f"| {label} | {'yes' if T.rewarded(runs['baseline']) else 'no'} | "
+                     f"{T.median_arm_norm(runs['bad_prompt']):.3f} ({T.prompt_face(runs['bad_prompt'])}) | {tell} |")
+    return "\n".join(lines) + "\n"
+
+
+def agreement_table(sets=("dev", "holdout")) -> str:
+    """Agreement of the free-text graders with the hand-graded sets (tests/data/hand_graded)."""
+    import sys
+
+    sys.path.insert(0, ".")
+    from vla_ch2.checking.agreement import measure
+
+    root = Path("tests/data/hand_graded")
+    lines = ["| set | sentences (2.x.4), per sentence | worksheets (2.x.3), per box |", "|---|---|---|"]
+    for name in sets:
+        if not (root / ("holdout" if name == "holdout" else "") / f"sentences_{name}.jsonl").is_file():
+            continue
+        result = measure(root, name)
+        cells = [f"{r['agreed']} of {r['items']} ({100 * r['agreement']:.1f} %)"
+                 for r in (result["sentences"], result["worksheets"])]
+        lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(only: list[str] | None = None) -> None:
+    """Write every table (or only the named ones, e.g. ``taxonomy.md``)."""
     OUT.mkdir(parents=True, exist_ok=True)
     makers = {
         "drills.md": lambda: drills_table(R / "drills"),
@@ -186,8 +255,13 @@ def main() -> None:
         "first_close.md": first_close_summary,
         "tasks.md": tasks_table,
         "bench.md": bench_table,
+        "taxonomy.md": taxonomy_table,
+        "drill_fixtures.md": fixtures_table,
+        "agreement.md": agreement_table,
     }
     for name, make in makers.items():
+        if only and name not in only:
+            continue
         try:
             text = make()
         except FileNotFoundError as exc:
@@ -197,4 +271,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    main(sys.argv[1:] or None)

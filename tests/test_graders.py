@@ -19,7 +19,7 @@ from vla_ch2.checking.worksheet import grade_worksheet
 from vla_ch2.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
-SENTENCE_KEYS = {"text", "symptom", "cause_ok", "diagnostic_ok", "feedback"}
+SENTENCE_KEYS = {"text", "symptom", "cause", "cause_ok", "diagnostic_ok", "authority", "feedback"}
 BOX_KEYS = {"box", "found", "matched", "missing", "ok", "feedback"}
 SYMPTOMS = ("scribbles", "wrong_direction", "slams")
 
@@ -130,27 +130,28 @@ def test_each_correct_sentence_gets_its_point(sentence):
     assert result["score"] == 1
     entry = result["sentences"][0]
     assert entry["cause_ok"] and entry["diagnostic_ok"]
-    assert "Cause: correct." in entry["feedback"]
+    assert "Cause: correct" in entry["feedback"]
 
 
-def test_swapped_cause_is_caught_and_said_to_belong_to_another_symptom():
+def test_a_cause_neither_the_chapter_nor_the_drills_give_is_caught():
     entry = one("If the robot scribbles near the start pose, the most likely cause is the image flip, "
-                "and the diagnostic is that the mean norm of action[:6] is below 0.05.")
-    assert entry["symptom"] == "scribbles"
+                "and the diagnostic is that the healthy magnitudes never earn a reward.")
+    assert entry["symptom"] == "scribbles" and entry["cause"] == "flip"
     assert not entry["cause_ok"]
-    assert entry["diagnostic_ok"]
-    assert "belongs to another symptom" in entry["feedback"]
+    assert entry["diagnostic_ok"]  # it is the flip's diagnostic, only the pairing is wrong
+    assert "does not produce this symptom, neither in §2.4 nor in the measured drills" in entry["feedback"]
 
 
-def test_swapped_diagnostic_is_caught():
+def test_a_diagnostic_of_another_cause_is_caught():
     entry = one("If the robot slams the arm toward joint limits, the most likely cause is the wrong unnorm key, "
                 "and the diagnostic is that the norm of action[:6] stays near zero.")
     assert entry["cause_ok"]
     assert not entry["diagnostic_ok"]
-    assert "diagnostic you gave belongs to another symptom" in entry["feedback"]
+    assert "is the signature of another cause, not of the one you named" in entry["feedback"]
 
 
-def test_all_three_swapped_scores_zero():
+def test_measured_pairings_with_the_chapters_diagnostics_of_the_same_cause_score():
+    """Bridge statistics for the scribbles and the prompt for the wrong direction are what the drills measure."""
     text = "\n".join([
         "If the robot moves in slow random scribbles near the start pose, the most likely cause is the wrong unnorm key, "
         "and the diagnostic is that action[:3] exceeds 0.1.",
@@ -160,9 +161,11 @@ def test_all_three_swapped_scores_zero():
         "and the diagnostic is that reward never rises although the actions look healthy.",
     ])
     result = grade_sentences(text)
-    assert result["score"] == 0
     assert [s["symptom"] for s in result["sentences"]] == list(SYMPTOMS)
-    assert not any(s["cause_ok"] or s["diagnostic_ok"] for s in result["sentences"])
+    assert [s["cause_ok"] for s in result["sentences"]] == [True, True, False]
+    assert all(s["diagnostic_ok"] for s in result["sentences"])  # each diagnostic belongs to the cause named
+    assert result["score"] == 2
+    assert [s["authority"] for s in result["sentences"]][:2] == [["measured"], ["measured"]]
 
 
 def test_partly_wrong_cause_right_diagnostic_missing():
@@ -209,8 +212,8 @@ def test_negated_only_cause_gets_negation_feedback():
 def test_a_cause_ruled_out_afterwards_does_not_count():
     entry = one("If the robot moves in slow random scribbles near the start pose, the most likely cause is the flip; "
                 "the prompt is fine, and the diagnostic is that the mean norm of action[:6] is below 0.05.")
-    assert not entry["cause_ok"]
-    assert "belongs to another symptom" in entry["feedback"]
+    assert entry["cause"] == "flip" and not entry["cause_ok"]
+    assert "does not produce this symptom" in entry["feedback"]
 
 
 @pytest.mark.parametrize(
@@ -274,24 +277,29 @@ def test_negated_threshold_is_not_a_diagnostic():
 )
 def test_feedback_never_leaks_the_right_answer(wrong):
     """A wrong part's feedback must not contain the words the rubric accepts for that part."""
+    from vla_ch2.taxonomy import credited_causes
+
     rubric = load_rubric("sentences")
     entry = one(wrong)
-    symptom = rubric.symptoms[entry["symptom"]]
+    credited = credited_causes(entry["symptom"])
     assert not (entry["cause_ok"] and entry["diagnostic_ok"])
     feedback = normalise(entry["feedback"])
     if not entry["cause_ok"]:
-        assert not rubric.causes[symptom.cause].regex.search(feedback), entry["feedback"]
+        for cause in credited:
+            assert not rubric.causes[cause].regex.search(feedback), entry["feedback"]
     if not entry["diagnostic_ok"]:
-        for group in symptom.diagnostic:
-            assert not group.regex.search(feedback), (group.id, entry["feedback"])
+        for diagnostic in rubric.diagnostics:
+            if diagnostic.cause in credited:
+                for group in diagnostic.groups:
+                    assert not group.regex.search(feedback), (group.id, entry["feedback"])
 
 
 def test_rubric_hints_do_not_match_their_own_concepts():
     """Lint the packaged rubrics: a hint that matched its own concept would give the answer away."""
     sentences = load_rubric("sentences")
-    for symptom in sentences.symptoms.values():
-        for group in symptom.diagnostic:
-            assert group.hint and not group.regex.search(normalise(group.hint)), group.id
+    for diagnostic in sentences.diagnostics:
+        for group in diagnostic.groups:
+            assert group.hint and not group.regex.search(normalise(group.hint)), (diagnostic.id, group.id)
     worksheet = load_rubric("worksheet")
     for box in worksheet.boxes:
         for group in box.groups:
@@ -473,10 +481,14 @@ def broken(edit) -> dict:
     ("edit", "message"),
     [
         (lambda d: d.pop("causes"), "missing key 'causes'"),
-        (lambda d: d["symptoms"]["slams"].update(cause="gremlins"), "symptoms.slams.cause"),
+        (lambda d: d["diagnostics"][0].update(cause="gremlins"), "diagnostics[0].cause"),
+        (lambda d: d["diagnostics"][0].update(source="folklore"), "diagnostics[0].source"),
+        (lambda d: d.update(diagnostics=[x for x in d["diagnostics"] if x["cause"] != "flip"]),
+         "cause 'flip' has no diagnostic"),
+        (lambda d: d["symptoms"]["slams"].update(words=["Slams!"]), "symptoms.slams.words[0]"),
         (lambda d: d["causes"]["flip"]["patterns"].append("flip("), "causes.flip.patterns"),
         (lambda d: d["causes"]["flip"]["patterns"].append("x*"), "can match empty text"),
-        (lambda d: d["symptoms"]["scribbles"]["diagnostic"][0].update(hint=""), "needs a hint"),
+        (lambda d: d["diagnostics"][0]["groups"][0].update(hint=""), "needs a hint"),
         (lambda d: d.update(rubric="worksheet"), "'worksheet' rubric"),
         (lambda d: d["markers"].update(cause="not a list"), "markers.cause"),
     ],

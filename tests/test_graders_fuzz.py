@@ -23,7 +23,7 @@ from vla_ch2.checking.worksheet import grade_worksheet
 from vla_ch2.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
-SENTENCE_KEYS = {"text", "symptom", "cause_ok", "diagnostic_ok", "feedback"}
+SENTENCE_KEYS = {"text", "symptom", "cause", "cause_ok", "diagnostic_ok", "authority", "feedback"}
 BOX_KEYS = {"box", "found", "matched", "missing", "ok", "feedback"}
 SYMPTOMS = {"scribbles", "wrong_direction", "slams", None}
 SEED = 20260520

@@ -22,6 +22,11 @@ it shows one failure's signature. Three sets:
 
 The first two sets see only ``action``, ``img_mean`` and ``reward``; none reads
 the ``tag``. Verification compares what fires with the tags afterwards.
+
+The thresholds are the failure taxonomy's (:mod:`vla_ch2.taxonomy`): the
+chapter's for the literal set, the relative ones for the others. What each
+failure does on LIBERO, against what the chapter says, is the taxonomy's
+:func:`~vla_ch2.taxonomy.measured` layer (also on the site's results page).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from vla_ch2.logs import INSTRUMENT_FIELDS, read_log
+from vla_ch2.taxonomy import CHAPTER_FRACTION, CHAPTER_STILLNESS, CHAPTER_TRANSLATION, SCALE_FACTOR, STILLNESS
 
 RUNS = ("baseline", "no_flip", "bad_prompt", "bad_unnorm")
 PREDICATES = ("bad_prompt", "bad_unnorm", "no_flip")
@@ -101,18 +107,19 @@ def instrument_of(run, name: str) -> np.ndarray:
 # --- literal: the chapter's thresholds ------------------------------------------------
 
 
-def bad_prompt_literal(run, threshold: float = 0.05) -> bool:
+def bad_prompt_literal(run, threshold: float = CHAPTER_STILLNESS) -> bool:
     """The arm twitches near zero: mean over steps of ``norm(action[:6])`` below ``threshold``."""
     return signature(run)["mean_norm_action6"] < threshold
 
 
-def bad_unnorm_literal(run, translation: float = 0.1, fraction: float = 0.1) -> bool:
+def bad_unnorm_literal(run, translation: float = CHAPTER_TRANSLATION, fraction: float = CHAPTER_FRACTION) -> bool:
     """Translations too large: ``max(abs(action[:3])) > translation`` on more than ``fraction`` of steps."""
     a = actions_of(run)
     return float(np.mean(np.max(np.abs(a[:, :3]), axis=1) > translation)) > fraction
 
 
-def no_flip_literal(run, threshold: float = 0.05, translation: float = 0.1, fraction: float = 0.1) -> bool:
+def no_flip_literal(run, threshold: float = CHAPTER_STILLNESS, translation: float = CHAPTER_TRANSLATION,
+                    fraction: float = CHAPTER_FRACTION) -> bool:
     """By elimination: healthy magnitudes, a gripper that closes, and never a reward."""
     s = signature(run)
     healthy = not bad_prompt_literal(run, threshold) and not bad_unnorm_literal(run, translation, fraction)
@@ -132,7 +139,7 @@ def _ratio(value: float, reference: float) -> float:
     return value / reference if reference > 1e-9 else float("inf") if value > 1e-9 else 1.0
 
 
-def bad_unnorm_calibrated(run, baseline, factor: float = 3.0) -> bool:
+def bad_unnorm_calibrated(run, baseline, factor: float = SCALE_FACTOR) -> bool:
     """Translations on another scale: the largest one is off the baseline's largest by more than ``factor``.
 
     Un-normalising maps the model's bins onto the q01..q99 range of the
@@ -145,7 +152,7 @@ def bad_unnorm_calibrated(run, baseline, factor: float = 3.0) -> bool:
     return r > factor or r < 1.0 / factor
 
 
-def bad_prompt_calibrated(run, baseline, factor: float = 3.0, stillness: float = 0.05) -> bool:
+def bad_prompt_calibrated(run, baseline, factor: float = SCALE_FACTOR, stillness: float = STILLNESS) -> bool:
     """Twitching near zero: at most steps ``norm(action[:6])`` is below ``stillness``, and no reward.
 
     The median ignores the first moves a run makes before it stalls; the
@@ -158,7 +165,7 @@ def bad_prompt_calibrated(run, baseline, factor: float = 3.0, stillness: float =
     return s["median_norm_action6"] < stillness and not s["rewarded"]
 
 
-def no_flip_calibrated(run, baseline, factor: float = 3.0, stillness: float = 0.05) -> bool:
+def no_flip_calibrated(run, baseline, factor: float = SCALE_FACTOR, stillness: float = STILLNESS) -> bool:
     """By elimination: baseline-scale actions that keep moving, a gripper that closes, and never a reward."""
     if bad_unnorm_calibrated(run, baseline, factor):
         return False
@@ -209,7 +216,8 @@ def same_first_image(run, baseline, tolerance: float = 1e-3) -> bool:
                for name in ("img_mean", "img_top_minus_bottom"))
 
 
-def bad_prompt_instrumented(run, baseline, factor: float = 3.0, unsure: float = 0.8, tolerance: float = 1e-3) -> bool:
+def bad_prompt_instrumented(run, baseline, factor: float = SCALE_FACTOR, unsure: float = 0.8,
+                            tolerance: float = 1e-3) -> bool:
     """By elimination: the image is the right way up and the action scale right, yet the model answers otherwise.
 
     Of the model's three inputs only the prompt is left, and it shows in the

@@ -193,6 +193,40 @@ def mechanism(suite_stats: dict | None = None, other_stats: dict | None = None) 
     }
 
 
+def mechanism_summary(cause: str) -> str:
+    """What the code path predicts for ``cause`` on any LIBERO checkpoint, in words, with numbers from the statistics.
+
+    Translation ratios are computed from OpenVLA-7B's ``libero_object_no_noops``
+    statistics and from the teaching model's own (its ``dataset_statistics.json``).
+    """
+    seven_b = mechanism()
+    if cause == "unnorm":
+        teaching = mechanism(_teaching_statistics())
+        rotation = seven_b["range_ratio"][3:]
+        return (f"`bridge_orig`'s q01..q99 range is {seven_b['translation_ratio']:.3f} times LIBERO-Object's for "
+                f"translation (OpenVLA-7B's statistics; {teaching['translation_ratio']:.3f} for the teaching "
+                f"model's) and {min(rotation):.2f} to {max(rotation):.2f} times for rotation: the same bins decode "
+                f"to translations about {1 / seven_b['translation_ratio']:.0f} times smaller, a creep near the start "
+                "pose. Slamming needs the reverse: statistics wider than the ones the model was trained with.")
+    if cause == "prompt":
+        top = ", ".join(f"{v:.2f}" for v in seven_b["top_bin_suite"][:3])
+        return ("Only the text changes; image and statistics are intact. A model that still emits action tokens but "
+                "is unsure of them acts on its guesses; one that answers with text tokens decodes them to the top bin "
+                "on every dimension (the detokenizer has no 'not an action'): translations near q99 "
+                f"({top} under LIBERO-Object's statistics), a saturated drive rather than stillness.")
+    if cause == "flip":
+        return ("The model sees the scene upside down: `img_mean` is unchanged (a rotation moves pixels, not their "
+                "mean), but the top-minus-bottom brightness changes sign. The model acts with its usual confidence "
+                "on a world it was never shown: full-scale actions toward the wrong places.")
+    raise KeyError(f"unknown cause {cause!r}; expected one of {', '.join(CAUSES)}")
+
+
+def _teaching_statistics() -> dict:
+    resource = resources.files("vla_ch2").joinpath("checkpoints").joinpath("teaching-vla-libero-object")
+    stats = json.loads(resource.joinpath("dataset_statistics.json").read_text(encoding="utf-8"))
+    return stats["libero_object_no_noops"]["action"]
+
+
 # --- What the drills measured -----------------------------------------------------------------------
 
 #: The committed summary of the drills (package data, written by :func:`summarise`).

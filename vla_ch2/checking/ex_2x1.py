@@ -74,8 +74,7 @@ def records_have_the_five_fields(ctx: Context) -> None:
 
 @graded(points=2, name="failure_drills: never stops early, not even when the task is solved", sim=True)
 def never_stops_on_success(ctx: Context) -> None:
-    succeed_at = C.NUM_WAIT_STEPS + SUCCESS_AT + 1
-    records, trace = _run_drill(ctx, ctx.function("failure_drills"), COMPARE_STEPS, nonce=2, succeed_at=succeed_at,
+    records, trace = _run_drill(ctx, ctx.function("failure_drills"), COMPARE_STEPS, nonce=2, succeed_at=SUCCESS_AT + 1,
                                 seed=COMPARE_SEED, tag="baseline")
     if len(records) < COMPARE_STEPS:
         raise CheckFailed(f"your loop stopped after {len(records)} policy steps when the simulator reported "

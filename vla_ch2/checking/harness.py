@@ -148,7 +148,8 @@ class Simulation:
 
         ``max_steps`` bounds the simulator steps the code under test may take;
         ``succeed_at`` makes the simulator report success (reward 1, ``done``)
-        from that simulator step on, as LIBERO does once the task is solved.
+        from that many policy steps on (simulator steps after the first policy
+        call), as LIBERO does once the task is solved.
         """
         trace = Trace()
         return TaskSpy(self, trace, max_steps, succeed_at), PolicySpy(self, trace), trace
@@ -237,7 +238,7 @@ class TaskSpy:
 
     def __init__(self, sim: Simulation, trace: Trace, max_steps: int, succeed_at: int | None = None):
         self._sim, self._trace, self._max_steps, self._steps = sim, trace, max_steps, 0
-        self._succeed_at = succeed_at
+        self._succeed_at, self._policy_steps = succeed_at, 0
 
     @property
     def _real(self):
@@ -246,6 +247,7 @@ class TaskSpy:
     def reset(self, init_index: int | None = None, layout_seed: int | None = None) -> dict:
         index = None if init_index is None else int(init_index)
         self._trace.events.append(("reset", index if layout_seed is None else f"layout_seed={layout_seed}"))
+        self._policy_steps = 0
         self._trace.last_obs = self._real.reset(init_index=init_index, layout_seed=layout_seed)
         return self._trace.last_obs
 
@@ -257,7 +259,10 @@ class TaskSpy:
                 "asked for; does the loop stop after `steps` policy steps?"
             )
         obs, reward, done, info = self._real.step(action)
-        if self._succeed_at is not None and self._steps >= self._succeed_at:
+        episode = self._trace.episodes()[-1] if self._trace.events else []
+        if any(e[0] == "predict" for e in episode):
+            self._policy_steps += 1
+        if self._succeed_at is not None and self._policy_steps >= self._succeed_at:
             reward, done = 1.0, True  # the task counts as solved from here on
         self._trace.last_obs = obs
         flat = tuple(float(a) for a in np.asarray(action, dtype=np.float64).reshape(-1))

@@ -109,58 +109,7 @@ class Misconception:
         return False
 
 
-@dataclass(frozen=True)
-class Symptom:
-    """One silent failure of §2.4: how its symptom is described, its cause, and its diagnostic."""
-
-    id: str
-    label: str
-    concept: Concept
-    cause: str
-    diagnostic: tuple[Concept, ...]
-
-
-@dataclass(frozen=True)
-class SentenceRubric:
-    """The compiled rubric of Exercise 2.x.4 (``rubrics/sentences.json``)."""
-
-    source: str
-    section: str
-    template: str
-    form: re.Pattern
-    cause_marker: re.Pattern
-    cause_marker_weak: Optional[re.Pattern]
-    diagnostic_marker: re.Pattern
-    diagnostic_marker_weak: Optional[re.Pattern]
-    negation: Negation
-    causes: dict[str, Concept]
-    symptoms: dict[str, Symptom]
-    misconceptions: tuple[Misconception, ...]
-
-
-@dataclass(frozen=True)
-class Box:
-    """One box of the §2.3 diagram, as the worksheet rubric describes it."""
-
-    id: str
-    title: str
-    heading: re.Pattern
-    groups: tuple[Concept, ...]
-    misconceptions: tuple[Misconception, ...]
-
-
-@dataclass(frozen=True)
-class WorksheetRubric:
-    """The compiled rubric of Exercise 2.x.3 (``rubrics/worksheet.json``)."""
-
-    source: str
-    section: str
-    boxes: tuple[Box, ...]
-    heading_order: tuple[int, ...]
-    negation: Negation
-
-
-_FLAGS = re.IGNORECASE
+FLAGS = re.IGNORECASE
 _ZERO_WIDTH_PROBE = "a the x 0 0.05 [::-1] - , . is not\n"
 _JSON_TYPES = {dict: "an object", list: "a list", str: "a string", bool: "true/false", int: "a number", float: "a number"}
 
@@ -170,7 +119,7 @@ def _json_type(value: Any) -> str:
     return "null" if value is None else _JSON_TYPES.get(type(value), type(value).__name__)
 
 
-class _RubricReader:
+class RubricReader:
     """Reads one rubric file, turning every problem into a `RubricError` that says where it is."""
 
     def __init__(self, source: str):
@@ -197,7 +146,7 @@ class _RubricReader:
         if not isinstance(text, str) or not text.strip():
             self.fail(where, f"expected a non-empty regular expression string, found {_json_type(text)}")
         try:
-            compiled = re.compile(text, _FLAGS)
+            compiled = re.compile(text, FLAGS)
         except re.error as exc:
             self.fail(where, f"invalid regular expression {text!r}: {exc}")
         if any(m.end() == m.start() for m in compiled.finditer(_ZERO_WIDTH_PROBE)):
@@ -231,7 +180,7 @@ class _RubricReader:
         if not patterns:
             self.fail(where, "needs at least one entry in 'synonyms' or 'patterns'")
         try:
-            return re.compile("|".join(f"(?:{p})" for p in patterns), _FLAGS)
+            return re.compile("|".join(f"(?:{p})" for p in patterns), FLAGS)
         except re.error as exc:  # e.g. the same group name used in two patterns
             self.fail(where, f"the patterns do not combine into one regular expression: {exc}")
 
@@ -268,10 +217,10 @@ class _RubricReader:
         before = None
         if options:
             try:
-                before = re.compile(r"(?<![a-z0-9_])(?:" + "|".join(options) + r")$", _FLAGS)
+                before = re.compile(r"(?<![a-z0-9_])(?:" + "|".join(options) + r")$", FLAGS)
             except re.error as exc:
                 self.fail(where, f"the negation lists do not combine into one regular expression: {exc}")
-        after = tuple(re.compile(p, _FLAGS) for p in self.patterns(obj, "after", where, required=False))
+        after = tuple(re.compile(p, FLAGS) for p in self.patterns(obj, "after", where, required=False))
         return Negation(before, after)
 
     def misconception(self, obj: Any, where: str, parts: tuple[str, ...]) -> Misconception:
@@ -282,7 +231,7 @@ class _RubricReader:
             self.fail(f"{where}.part", f"expected one of {', '.join(parts)}, found {part!r}")
         regex = self.union(self.synonyms(obj, where) + self.patterns(obj, "patterns", where, required=False), where)
         unless_list = self.patterns(obj, "unless", where, required=False)
-        unless = re.compile("|".join(f"(?:{p})" for p in unless_list), _FLAGS) if unless_list else None
+        unless = re.compile("|".join(f"(?:{p})" for p in unless_list), FLAGS) if unless_list else None
         feedback = self.get(obj, "feedback", str, where)
         fails = self.get(obj, "fails", bool, where, default=False)
         return Misconception(mid, part, regex, unless, feedback, fails)
@@ -296,103 +245,14 @@ class _RubricReader:
             self.fail("rubric", f"this is a '{found}' rubric, but the {kind} grader needs a '{kind}' rubric")
 
 
-def _compile_sentences(data: Any, source: str) -> SentenceRubric:
-    """Validate and compile the Exercise 2.x.4 rubric."""
-    r = _RubricReader(source)
-    r.header(data, "sentences")
-    markers = r.get(data, "markers", dict, "top level")
-
-    def marker(key: str, required: bool) -> Optional[re.Pattern]:
-        items = r.patterns(markers, key, "markers", required=required)
-        return r.union(items, f"markers.{key}") if items else None
-
-    causes_obj = r.get(data, "causes", dict, "top level")
-    causes = {
-        cid: r.concept(obj, f"causes.{cid}", default_id=cid) for cid, obj in causes_obj.items() if not cid.startswith("_")
-    }
-    if not causes:
-        r.fail("causes", "needs at least one cause")
-    symptoms: dict[str, Symptom] = {}
-    for sid, obj in r.get(data, "symptoms", dict, "top level").items():
-        if sid.startswith("_"):
-            continue
-        where = f"symptoms.{sid}"
-        cause = r.get(obj, "cause", str, where)
-        if cause not in causes:
-            r.fail(f"{where}.cause", f"'{cause}' is not one of the causes ({', '.join(causes)})")
-        groups = r.get(obj, "diagnostic", list, where)
-        if not groups:
-            r.fail(f"{where}.diagnostic", "needs at least one concept group")
-        diagnostic = tuple(
-            r.concept(g, f"{where}.diagnostic[{i}]", default_id=f"group{i}", need_hint=True) for i, g in enumerate(groups)
-        )
-        concept = r.concept(obj, where, default_id=sid)
-        symptoms[sid] = Symptom(sid, concept.label, concept, cause, diagnostic)
-    if not symptoms:
-        r.fail("symptoms", "needs at least one symptom")
-    form = r.pattern(r.get(markers, "form", str, "markers"), "markers.form")
-    return SentenceRubric(
-        source=source,
-        section=r.get(data, "section", str, "top level", default="§2.4"),
-        template=r.get(data, "template", str, "top level"),
-        form=re.compile(form, _FLAGS),
-        cause_marker=marker("cause", True),
-        cause_marker_weak=marker("cause_weak", False),
-        diagnostic_marker=marker("diagnostic", True),
-        diagnostic_marker_weak=marker("diagnostic_weak", False),
-        negation=r.negation(r.get(data, "negation", dict, "top level", default={}), "negation",
-                            chained=tuple(c.regex.pattern for c in causes.values())),
-        causes=causes,
-        symptoms=symptoms,
-        misconceptions=tuple(
-            r.misconception(m, f"misconceptions[{i}]", ("cause", "diagnostic", "any"))
-            for i, m in enumerate(r.get(data, "misconceptions", list, "top level", default=[]))
-        ),
-    )
+#: The rubric kinds and the modules that compile them (each grader module defines ``compile_rubric``).
+KINDS = {"sentences": "vla_ch2.checking.sentences", "worksheet": "vla_ch2.checking.worksheet"}
 
 
-def _compile_worksheet(data: Any, source: str) -> WorksheetRubric:
-    """Validate and compile the Exercise 2.x.3 rubric."""
-    r = _RubricReader(source)
-    r.header(data, "worksheet")
-    boxes = []
-    for i, obj in enumerate(r.get(data, "boxes", list, "top level")):
-        where = f"boxes[{i}]"
-        bid = r.get(obj, "id", str, where)
-        title = r.get(obj, "title", str, where)
-        headings = r.get(obj, "headings", dict, where)
-        heading = r.union(r.synonyms(headings, f"{where}.headings") + r.patterns(headings, "patterns", f"{where}.headings", False),
-                          f"{where}.headings")
-        groups = tuple(
-            r.concept(g, f"{where}.groups[{j}]", default_id=f"group{j}", need_hint=True)
-            for j, g in enumerate(r.get(obj, "groups", list, where))
-        )
-        if not any(g.required for g in groups):
-            r.fail(f"{where}.groups", "needs at least one group with \"required\": true")
-        miscs = tuple(
-            r.misconception(m, f"{where}.misconceptions[{j}]", ("any",))
-            for j, m in enumerate(r.get(obj, "misconceptions", list, where, default=[]))
-        )
-        boxes.append(Box(bid, title, heading, groups, miscs))
-    if not boxes:
-        r.fail("boxes", "needs at least one box")
-    ids = [b.id for b in boxes]
-    if len(set(ids)) != len(ids):
-        r.fail("boxes", "two boxes share an id")
-    order_obj = r.get(data, "heading_order", dict, "top level", default={"order": ids})
-    order = r.get(order_obj, "order", list, "heading_order")
-    if sorted(map(str, order)) != sorted(ids):
-        r.fail("heading_order.order", f"must list every box id exactly once ({', '.join(ids)})")
-    return WorksheetRubric(
-        source=source,
-        section=r.get(data, "section", str, "top level", default="Section 3 of the OpenVLA paper"),
-        boxes=tuple(boxes),
-        heading_order=tuple(ids.index(b) for b in order),
-        negation=r.negation(r.get(data, "negation", dict, "top level", default={}), "negation"),
-    )
+def _compiler(kind: str):
+    import importlib
 
-
-_COMPILERS = {"sentences": _compile_sentences, "worksheet": _compile_worksheet}
+    return importlib.import_module(KINDS[kind]).compile_rubric
 
 
 def _read_rubric(kind: str, path: Optional[str]) -> tuple[str, Any]:
@@ -426,7 +286,7 @@ def _read_rubric(kind: str, path: Optional[str]) -> tuple[str, Any]:
 @functools.lru_cache(maxsize=16)
 def _load_cached(kind: str, path: Optional[str], stamp: Any) -> Any:
     source, data = _read_rubric(kind, path)
-    return _COMPILERS[kind](data, source)
+    return _compiler(kind)(data, source)
 
 
 def load_rubric(kind: str, path: str | os.PathLike | None = None) -> Any:
@@ -450,7 +310,7 @@ def load_rubric(kind: str, path: str | os.PathLike | None = None) -> Any:
         If the file is missing, is not JSON, or does not have the expected structure;
         the message names the file, the place inside it and the problem.
     """
-    if kind not in _COMPILERS:
+    if kind not in KINDS:
         raise ValueError(f"unknown rubric kind {kind!r}; expected 'sentences' or 'worksheet'")
     if path is None:
         return _load_cached(kind, None, None)
@@ -468,6 +328,6 @@ def as_rubric(kind: str, rubric: Any) -> Any:
     if rubric is None or isinstance(rubric, (str, os.PathLike)):
         return load_rubric(kind, rubric)
     if isinstance(rubric, dict):  # a rubric given as data, e.g. by a test
-        return _COMPILERS[kind](rubric, "<rubric given as a dict>")
+        return _compiler(kind)(rubric, "<rubric given as a dict>")
     return rubric
 

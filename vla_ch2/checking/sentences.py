@@ -14,7 +14,181 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from vla_ch2.checking.inputs import HTML_COMMENT, LIST_MARKER, normalise, prepare
-from vla_ch2.checking.rubrics import SentenceRubric, Symptom, as_rubric
+from vla_ch2.checking.rubrics import FLAGS, Concept, Misconception, Negation, RubricReader, as_rubric
+from vla_ch2.taxonomy import CAUSES, CHAPTER, credited_causes, measured, measured_sentence, mechanism_summary
+
+
+# --- The rubric: rubrics/sentences.json, compiled ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Symptom:
+    """One symptom of §2.4, as a sentence may describe it."""
+
+    id: str
+    label: str
+    concept: Concept
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One way to tell a cause from the logs: it belongs to ``cause``, comes from ``source``, needs all ``groups``."""
+
+    id: str
+    cause: str
+    source: str
+    label: str
+    groups: tuple[Concept, ...]
+
+    def matches(self, text: str) -> bool:
+        return all(group.matches(text) for group in self.groups)
+
+
+@dataclass(frozen=True)
+class SentenceRubric:
+    """The compiled rubric of Exercise 2.x.4 (``rubrics/sentences.json``)."""
+
+    source: str
+    section: str
+    template: str
+    form: re.Pattern
+    cause_marker: re.Pattern
+    cause_marker_weak: Optional[re.Pattern]
+    diagnostic_marker: re.Pattern
+    diagnostic_marker_weak: Optional[re.Pattern]
+    negation: Negation
+    causes: dict[str, Concept]
+    symptoms: dict[str, Symptom]
+    diagnostics: tuple[Diagnostic, ...]
+    misconceptions: tuple[Misconception, ...]
+    vocabulary: frozenset
+
+
+#: Where a diagnostic may come from.
+SOURCES = ("chapter", "measured")
+
+
+def compile_rubric(data: Any, source: str) -> SentenceRubric:
+    """Validate and compile the Exercise 2.x.4 rubric."""
+    r = RubricReader(source)
+    r.header(data, "sentences")
+    markers = r.get(data, "markers", dict, "top level")
+
+    def marker(key: str, required: bool) -> Optional[re.Pattern]:
+        items = r.patterns(markers, key, "markers", required=required)
+        return r.union(items, f"markers.{key}") if items else None
+
+    def words(obj: Any, where: str) -> list[str]:
+        found = r.get(obj, "words", list, where, default=[])
+        for i, word in enumerate(found):
+            if not isinstance(word, str) or not re.fullmatch(r"[a-z_]{3,}", word):
+                r.fail(f"{where}.words[{i}]", f"expected a lower-case word, found {word!r}")
+        return found
+
+    vocabulary: set[str] = set(r.get(data, "vocabulary", list, "top level", default=[]))
+    causes_obj = r.get(data, "causes", dict, "top level")
+    causes = {}
+    for cid, obj in causes_obj.items():
+        if not cid.startswith("_"):
+            causes[cid] = r.concept(obj, f"causes.{cid}", default_id=cid)
+            vocabulary.update(words(obj, f"causes.{cid}"))
+    if not causes:
+        r.fail("causes", "needs at least one cause")
+    symptoms: dict[str, Symptom] = {}
+    for sid, obj in r.get(data, "symptoms", dict, "top level").items():
+        if sid.startswith("_"):
+            continue
+        concept = r.concept(obj, f"symptoms.{sid}", default_id=sid)
+        symptoms[sid] = Symptom(sid, concept.label, concept)
+        vocabulary.update(words(obj, f"symptoms.{sid}"))
+    if not symptoms:
+        r.fail("symptoms", "needs at least one symptom")
+    diagnostics = []
+    for i, obj in enumerate(r.get(data, "diagnostics", list, "top level")):
+        where = f"diagnostics[{i}]"
+        cause = r.get(obj, "cause", str, where)
+        if cause not in causes:
+            r.fail(f"{where}.cause", f"'{cause}' is not one of the causes ({', '.join(causes)})")
+        origin = r.get(obj, "source", str, where)
+        if origin not in SOURCES:
+            r.fail(f"{where}.source", f"expected one of {', '.join(SOURCES)}, found {origin!r}")
+        groups = r.get(obj, "groups", list, where)
+        if not groups:
+            r.fail(f"{where}.groups", "needs at least one concept group")
+        diagnostics.append(Diagnostic(
+            r.get(obj, "id", str, where), cause, origin, r.get(obj, "label", str, where),
+            tuple(r.concept(g, f"{where}.groups[{j}]", default_id=f"group{j}", need_hint=True)
+                  for j, g in enumerate(groups))))
+    for cid in causes:
+        if not any(d.cause == cid for d in diagnostics):
+            r.fail("diagnostics", f"cause '{cid}' has no diagnostic")
+    form = r.pattern(r.get(markers, "form", str, "markers"), "markers.form")
+    return SentenceRubric(
+        source=source,
+        section=r.get(data, "section", str, "top level", default="§2.4"),
+        template=r.get(data, "template", str, "top level"),
+        form=re.compile(form, FLAGS),
+        cause_marker=marker("cause", True),
+        cause_marker_weak=marker("cause_weak", False),
+        diagnostic_marker=marker("diagnostic", True),
+        diagnostic_marker_weak=marker("diagnostic_weak", False),
+        negation=r.negation(r.get(data, "negation", dict, "top level", default={}), "negation",
+                            chained=tuple(c.regex.pattern for c in causes.values())),
+        causes=causes,
+        symptoms=symptoms,
+        diagnostics=tuple(diagnostics),
+        misconceptions=tuple(
+            r.misconception(m, f"misconceptions[{i}]", ("cause", "diagnostic", "any"))
+            for i, m in enumerate(r.get(data, "misconceptions", list, "top level", default=[]))
+        ),
+        vocabulary=frozenset(vocabulary),
+    )
+
+
+# --- Typos: a misspelt key word is read as the word it was meant to be -----------------------------
+
+
+def _distance(a: str, b: str, limit: int) -> int:
+    """Edit distance with transpositions (optimal string alignment), or ``limit + 1`` once it exceeds ``limit``."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, start=1):
+        current = [i] + [0] * len(b)
+        for j, cb in enumerate(b, start=1):
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                current[j] = min(current[j], previous2[j - 2] + 1)
+        if min(current) > limit:
+            return limit + 1
+        previous2, previous = previous, current
+    return previous[-1]
+
+
+def fix_typos(text: str, vocabulary) -> tuple[str, list[str]]:
+    """Replace each word of six letters or more that is one edit (two from nine letters) away from a key word.
+
+    Only words sharing the key word's first letter are changed, and never a
+    word that is itself a key word. Returns the text and the corrections made
+    (``"scribles -> scribbles"``), so the feedback can say how a word was read.
+    """
+    fixes: list[str] = []
+
+    def replace(match: re.Match) -> str:
+        word = match.group(0)
+        if len(word) < 6 or word in vocabulary:
+            return word
+        limit = 2 if len(word) >= 9 else 1
+        best = min((w for w in vocabulary if w[0] == word[0] and abs(len(w) - len(word)) <= limit),
+                   key=lambda w: _distance(word, w, limit), default=None)
+        if best is None or _distance(word, best, limit) > limit:
+            return word
+        fixes.append(f"{word} -> {best}")
+        return best
+
+    return re.sub(r"[a-z_]+", replace, text), fixes
+
 
 #: At most this many sentences of an answer are graded.
 MAX_SENTENCES = 50
@@ -29,16 +203,23 @@ _CONTINUATION_WORDS = frozenset(
     "which when where so then while if".split()
 )
 _NEW_SENTENCE = re.compile(r"^(?:if|when|whenever)\b", re.IGNORECASE)
+_LABELLED_PART = re.compile(r"^(?:[-*]\s+)?(?:\*\*|__)?(?:(?:most\s+likely\s+)?cause|diagnos\w*|tell|signature|check)\s*(?:\*\*|__)?\s*:",
+                            re.IGNORECASE)
 _HAS_WORD = re.compile(r"\w")
 
 
 def _protected(line: str) -> bytearray:
-    """Mark the characters of ``line`` that sit inside matched brackets or backticks (a stop there never ends a sentence)."""
+    """Mark the characters of ``line`` inside matched brackets, backticks or quotes (a stop there never ends a sentence).
+
+    Double and curly quotes pair up as they come; a straight single quote opens
+    only after a space or bracket and closes only before a space or punctuation,
+    so apostrophes ("the baseline's") are not taken for quotes.
+    """
     n = len(line)
     depth = [0] * (n + 1)
     stack: list[tuple[str, int]] = []
     tick = -1
-    pairs = {")": "(", "]": "[", "}": "{"}
+    pairs = {")": "(", "]": "[", "}": "{", "\u201d": "\u201c", "\u2019": "\u2018"}
     for i, ch in enumerate(line):
         if ch == "`":
             if tick < 0:
@@ -48,7 +229,13 @@ def _protected(line: str) -> bytearray:
                 depth[i] -= 1
                 tick = -1
         elif tick < 0:
-            if ch in "([{":
+            before = line[i - 1] if i else " "
+            after = line[i + 1] if i + 1 < n else " "
+            closes_quote = ch == '"' or (ch == "'" and not after.isalnum())
+            if ch in "'\"" and stack and stack[-1][0] == ch and closes_quote:
+                depth[stack.pop()[1]] += 1
+                depth[i] -= 1
+            elif ch in "([{\u201c\u2018" or ch == '"' or (ch == "'" and (before.isspace() or before in "([{:")):
                 stack.append((ch, i))
             elif ch in pairs and stack and stack[-1][0] == pairs[ch]:
                 depth[stack.pop()[1]] += 1
@@ -98,6 +285,8 @@ def _continues(previous: str, line: str, symptom_regexes: tuple[re.Pattern, ...]
     """Whether ``line`` carries on the sentence of ``previous`` (a hard-wrapped line), rather than starting a new one."""
     if not previous or previous.rstrip(_CLOSERS)[-1:] in ".!?":
         return False
+    if _LABELLED_PART.match(line):
+        return True  # "Cause: ..." or "Diagnostic: ..." under the line that gave the symptom
     if LIST_MARKER.match(line) or _NEW_SENTENCE.match(line):
         return False
     last_word = re.search(r"(\w+)\W*$", previous)
@@ -125,10 +314,17 @@ def _split(text: str, rubric: SentenceRubric) -> list[str]:
         previous = line
     sentences = []
     for group in logical:
+        answer_started = False  # a piece of this line already names a symptom
         for piece in _split_line(LIST_MARKER.sub("", " ".join(group), count=1)):
             piece = LIST_MARKER.sub("", piece.strip(), count=1).strip()
-            if _HAS_WORD.search(piece):
-                sentences.append(piece)
+            if not _HAS_WORD.search(piece):
+                continue
+            names_symptom = any(rx.search(normalise(piece)) for rx in symptom_regexes)
+            if answer_started and not names_symptom and _LABELLED_PART.match(piece):
+                sentences[-1] += " " + piece  # "Symptom: ... . Cause: ... . Diagnostic: ..." is one answer
+                continue
+            sentences.append(piece)
+            answer_started = answer_started or names_symptom
     return sentences
 
 
@@ -213,71 +409,103 @@ def _which_symptom(text: str, rubric: SentenceRubric) -> Optional[str]:
     return best[1] if best else None
 
 
-def _grade_cause(parts: _Parts, symptom: Symptom, rubric: SentenceRubric) -> tuple[bool, list[str]]:
-    """Check the cause (Y) against the symptom's cause; negated mentions do not count. Returns (ok, feedback)."""
-    section = rubric.section
+def _named_causes(text: str, rubric: SentenceRubric) -> tuple[list[str], list[str]]:
+    """The causes ``text`` names plainly, and those it mentions only negated ("not the prompt")."""
+    states = {cid: rubric.negation.state(concept, text) for cid, concept in rubric.causes.items()}
+    return ([cid for cid, state in states.items() if state == "named"],
+            [cid for cid, state in states.items() if state == "negated"])
+
+
+def _authority(sources) -> str:
+    """How feedback names the authority for a credited cause or diagnostic."""
+    said = {"chapter": "as §2.4 says", "measured": "as the drills measure on LIBERO"}
+    return " and ".join(said[s] for s in SOURCES if s in sources)
+
+
+def _grade_cause(parts: _Parts, symptom: Symptom, rubric: SentenceRubric, credited: dict) -> tuple[Optional[str], bool, list[str]]:
+    """Find the one cause (Y) a sentence names and whether it is credited for ``symptom``.
+
+    Returns ``(cause, ok, feedback)``: ``cause`` is the single cause named
+    (``None`` if none, or several), ``ok`` whether it is credited.
+    """
     if parts.cause_slot is not None and _is_placeholder(parts.cause_slot):
-        return False, ["Cause: the Y slot is still empty."]
-    states = {cid: rubric.negation.state(concept, parts.cause) for cid, concept in rubric.causes.items()}
-    named = [cid for cid, state in states.items() if state == "named"]
-    negated = [cid for cid, state in states.items() if state == "negated"]
+        return None, False, ["Cause: the Y slot is still empty."]
+    named, negated = _named_causes(parts.cause, rubric)
     wrong_ideas = [m for m in rubric.misconceptions if m.part in ("cause", "any") and m.found(parts.cause, rubric.negation)]
     notes = [m.feedback for m in wrong_ideas]
-    failing = any(m.fails for m in wrong_ideas)
-    if named == [symptom.cause] and not failing:
-        return True, ["Cause: correct."] + notes
-    if symptom.cause in named and len(named) > 1:
-        return False, ["Cause: you name more than one cause; commit to the single most likely one for this symptom."]
-    if symptom.cause in named:
-        return False, ["Cause: besides a cause you also name something that is not a silent failure; commit to one cause."] + notes
-    if named:
-        return False, [f"Cause: the cause you named belongs to another symptom; re-read {section}."] + notes
-    if negated:
-        return False, [
-            "Cause: every cause you mention is negated ('not ...', 'rather than ...'), and a negated mention does not "
-            "count; say plainly what the most likely cause is."
-        ] + notes
-    if notes:
-        return False, notes
-    return False, [
-        f"Cause: none found. Name the one thing in the loop that differs from the working baseline (re-read {section})."
-    ]
+    if len(named) > 1:
+        return None, False, ["Cause: you name more than one cause; a sentence that names several earns nothing. "
+                             "Commit to the single most likely one for this symptom."]
+    if not named:
+        if negated:
+            return None, False, ["Cause: every cause you mention is negated ('not ...', 'rather than ...'), and a "
+                                 "negated mention does not count; say plainly what the most likely cause is."] + notes
+        return None, False, (notes or [f"Cause: none found. Name the one loop setting that was broken (re-read "
+                                       f"{rubric.section} and your drills)."])
+    cause = named[0]
+    if any(m.fails for m in wrong_ideas):
+        return cause, False, ["Cause: besides a cause you also name something that is not a silent failure; "
+                              "commit to one cause."] + notes
+    if cause not in credited:
+        return cause, False, [f"Cause: {rubric.causes[cause].label} does not produce this symptom, neither in "
+                              f"{rubric.section} nor in the measured drills; re-read {rubric.section} and compare "
+                              "with your own drill logs."] + notes
+    return cause, True, [f"Cause: correct, {_authority(credited[cause])}."] + notes
 
 
-def _grade_diagnostic(parts: _Parts, symptom: Symptom, rubric: SentenceRubric) -> tuple[bool, list[str]]:
-    """Check the diagnostic (Z): every required concept group of the symptom must occur. Returns (ok, feedback)."""
+def _grade_diagnostic(parts: _Parts, cause: Optional[str], rubric: SentenceRubric) -> tuple[bool, Optional[str], list[str]]:
+    """Check that the diagnostic (Z) belongs to the cause named, and only to it. Returns (ok, source, feedback)."""
     if parts.diagnostic_slot is not None and _is_placeholder(parts.diagnostic_slot):
-        return False, ["Diagnostic: the Z slot is still empty."]
+        return False, None, ["Diagnostic: the Z slot is still empty."]
     text = parts.diagnostic
     wrong_ideas = [m for m in rubric.misconceptions if m.part in ("diagnostic", "any") and m.found(text)]
     notes = [m.feedback for m in wrong_ideas]
-    failing = any(m.fails for m in wrong_ideas)
-    missing = [g for g in symptom.diagnostic if g.required and not g.matches(text)]
-    if not missing and not failing:
-        return True, ["Diagnostic: correct."] + notes
-    if not missing:
-        return False, notes
-    for other in rubric.symptoms.values():
-        if other.id != symptom.id and all(g.matches(text) for g in other.diagnostic if g.required):
-            return False, [
-                f"Diagnostic: the diagnostic you gave belongs to another symptom; re-read Exercise 2.x.1 and {rubric.section}."
-            ] + notes
-    required = [g for g in symptom.diagnostic if g.required]
-    lead = "Diagnostic: none found" if len(missing) == len(required) else "Diagnostic: incomplete"
-    return False, [f"{lead}; " + "; ".join(g.hint for g in missing) + "."] + notes
+    matched = [d for d in rubric.diagnostics if d.matches(text)]
+    owners = sorted({d.cause for d in matched})
+    if len(owners) > 1:
+        return False, None, ["Diagnostic: you give the diagnostics of several causes; listing them all earns nothing. "
+                             "Give the one that tells the cause you named apart from the others."] + notes
+    if cause is None:
+        return bool(matched), None, notes
+    if owners and owners[0] != cause:
+        return False, None, ["Diagnostic: what you describe is the signature of another cause, not of the one you "
+                             "named; give the signature that tells your cause apart (Exercise 2.x.1)."] + notes
+    if matched:
+        sources = {d.source for d in matched}
+        return True, "chapter" if "chapter" in sources else "measured", [
+            f"Diagnostic: correct, {_authority(sources)}."] + notes
+    own = [d for d in rubric.diagnostics if d.cause == cause]
+    best = max(own, key=lambda d: sum(g.matches(text) for g in d.groups))
+    missing = [g.hint for g in best.groups if not g.matches(text)]
+    lead = "Diagnostic: none found" if len(missing) == len(best.groups) else "Diagnostic: incomplete"
+    return False, None, [f"{lead}; " + "; ".join(missing) + "."] + notes
 
 
-def _grade_sentence(text: str, rubric: SentenceRubric) -> tuple[dict, bool]:
+def _measured_note(symptom: Symptom, cause: str, credited: dict, facts) -> list[str]:
+    """What the drills measured for the credited cause; beside a measured answer, also what §2.4 says."""
+    note = measured_sentence(cause, facts)
+    if "chapter" in credited[cause] and CHAPTER[cause].symptom == symptom.id and facts.share(cause, symptom.id) == 0:
+        note += f" {mechanism_summary(cause)}"
+    if credited[cause] == ("measured",):
+        chapter = [cid for cid, claim in CHAPTER.items() if claim.symptom == symptom.id]
+        return [f"(§2.4 gives {CAUSES[chapter[0]].label} for this symptom.) {note}" if chapter else note]
+    return [note]
+
+
+def _grade_sentence(text: str, rubric: SentenceRubric, facts) -> tuple[dict, bool]:
     """Grade one sentence; return its result entry and whether it covers several symptoms."""
-    s = normalise(text[:MAX_SENTENCE_CHARS])
+    s, fixes = fix_typos(normalise(text[:MAX_SENTENCE_CHARS]), rubric.vocabulary)
     parts = _parts(s, rubric)
     feedback: list[str] = []
+    entry = {"text": text, "symptom": None, "cause": None, "cause_ok": False, "diagnostic_ok": False,
+             "authority": [], "feedback": ""}
     if not rubric.form.search(s):
         feedback.append(f"Not in the form '{rubric.template}'; graded anyway.")
+    if fixes:
+        feedback.append("Read " + ", ".join(fixes) + ".")
     slots = [parts.symptom, parts.cause_slot, parts.diagnostic_slot]
     if parts.cause_slot is not None and parts.diagnostic_slot is not None and all(_is_placeholder(x or "") for x in slots):
-        entry = {"text": text, "symptom": None, "cause_ok": False, "diagnostic_ok": False,
-                 "feedback": "This slot is still empty: replace each '...' with your own words."}
+        entry["feedback"] = "This slot is still empty: replace each '...' with your own words."
         return entry, False
     symptom_id = _which_symptom(parts.symptom, rubric) or _which_symptom(s, rubric)
     x_part = parts.symptom if symptom_id and _which_symptom(parts.symptom, rubric) else s
@@ -289,15 +517,18 @@ def _grade_sentence(text: str, rubric: SentenceRubric) -> tuple[dict, bool]:
             ("Symptom: the X slot is still empty. " if empty else "Symptom: could not tell which symptom this sentence is about. ")
             + f"Describe what the robot does, as {rubric.section} does ({labels}); the cause and diagnostic are checked once the symptom is clear."
         )
-        entry = {"text": text, "symptom": None, "cause_ok": False, "diagnostic_ok": False, "feedback": " ".join(feedback)}
+        entry["feedback"] = " ".join(feedback)
         return entry, several
     symptom = rubric.symptoms[symptom_id]
+    credited = {cid: sources for cid, sources in credited_causes(symptom_id, facts).items() if cid in rubric.causes}
     feedback.append(f"Symptom: {symptom.label}.")
-    cause_ok, cause_notes = _grade_cause(parts, symptom, rubric)
-    diagnostic_ok, diagnostic_notes = _grade_diagnostic(parts, symptom, rubric)
+    cause, cause_ok, cause_notes = _grade_cause(parts, symptom, rubric, credited)
+    diagnostic_ok, source, diagnostic_notes = _grade_diagnostic(parts, cause, rubric)
     feedback += cause_notes + diagnostic_notes
-    entry = {"text": text, "symptom": symptom_id, "cause_ok": cause_ok, "diagnostic_ok": diagnostic_ok,
-             "feedback": " ".join(feedback)}
+    if cause_ok and diagnostic_ok:
+        feedback += _measured_note(symptom, cause, credited, facts)
+    entry.update(symptom=symptom_id, cause=cause, cause_ok=cause_ok, diagnostic_ok=diagnostic_ok,
+                 authority=list(credited.get(cause, ())) if cause_ok else [], feedback=" ".join(feedback))
     return entry, several
 
 
@@ -315,11 +546,15 @@ def grade_sentences(text: str | bytes, rubric: Any = None) -> dict:
     Returns
     -------
     dict
-        ``{"sentences": [{"text", "symptom", "cause_ok", "diagnostic_ok", "feedback"}, ...],
-        "score": int, "out_of": 3, "notes": [str, ...]}``. ``symptom`` is ``"scribbles"``,
-        ``"wrong_direction"``, ``"slams"`` or ``None``; the score counts each symptom at most
-        once, for a sentence that identifies it with the right cause and diagnostic.
-        ``notes`` holds feedback about the answer as a whole.
+        ``{"sentences": [{"text", "symptom", "cause", "cause_ok", "diagnostic_ok", "authority",
+        "feedback"}, ...], "score": int, "out_of": 3, "notes": [str, ...]}``. ``symptom`` is
+        ``"scribbles"``, ``"wrong_direction"``, ``"slams"`` or ``None``; ``cause`` the one cause
+        the sentence names (``None`` for none or several); ``cause_ok`` whether that cause is
+        credited for the symptom, by the chapter or by the measured drills
+        (:func:`vla_ch2.taxonomy.credited_causes`), and ``authority`` which of the two
+        (``"chapter"``, ``"measured"``); ``diagnostic_ok`` whether the diagnostic belongs to
+        that cause and to no other. The score counts each symptom at most once, for a sentence
+        with both right. ``notes`` holds feedback about the answer as a whole.
 
     Raises
     ------
@@ -329,6 +564,7 @@ def grade_sentences(text: str | bytes, rubric: Any = None) -> dict:
         If ``text`` is neither ``str`` nor ``bytes``.
     """
     compiled: SentenceRubric = as_rubric("sentences", rubric)
+    facts = measured()
     prepared = prepare(text)
     out_of = len(compiled.symptoms)
     notes = list(prepared.notes)
@@ -340,7 +576,7 @@ def grade_sentences(text: str | bytes, rubric: Any = None) -> dict:
         found = found[:MAX_SENTENCES]
     results, credited, first_seen = [], set(), {}
     for n, sentence in enumerate(found, start=1):
-        entry, several = _grade_sentence(sentence, compiled)
+        entry, several = _grade_sentence(sentence, compiled, facts)
         sid = entry["symptom"]
         extra = []
         if several:

@@ -1,0 +1,139 @@
+"""The sentence grader of Exercise 2.x.4 credits the chapter's causes and the measured ones, and nothing stuffed.
+
+Which cause is credited for a symptom comes from the failure taxonomy
+(:mod:`vla_ch2.taxonomy`); these tests check the grader follows it, names its
+authority, and resists the answers a keyword matcher is easily fooled by.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vla_ch2 import taxonomy as T
+from vla_ch2.checking.agreement import measure, sentence_verdict
+from vla_ch2.checking.sentences import fix_typos, grade_sentences
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def one(sentence: str) -> dict:
+    (entry,) = grade_sentences(sentence)["sentences"]
+    return entry
+
+
+@pytest.mark.parametrize("path,authorities", [
+    ("solutions/sentences.txt", [["chapter", "measured"], ["chapter", "measured"], ["chapter"]]),
+    ("solutions/sentences_measured.txt", [["measured"], ["chapter", "measured"], ["chapter"]]),
+])
+def test_the_chapters_answers_and_the_measured_answers_both_earn_full_marks(path, authorities):
+    result = grade_sentences((REPO / path).read_bytes())
+    assert result["score"] == 3, [s["feedback"] for s in result["sentences"]]
+    assert [s["authority"] for s in result["sentences"]] == authorities
+
+
+def test_the_issues_example_from_the_readers_own_drills_is_credited():
+    entry = one("If the robot moves in slow scribbles near the start pose, the most likely cause is the Bridge "
+                "statistics, and the diagnostic is that the translations are at most 0.04.")
+    assert entry["cause_ok"] and entry["diagnostic_ok"], entry["feedback"]
+    assert "as the drills measure on LIBERO" in entry["feedback"]
+    assert "§2.4 gives the prompt template" in entry["feedback"]  # and what the chapter says instead
+
+
+def test_the_chapters_slam_is_credited_and_the_measurement_is_shown_beside_it():
+    entry = one("If the robot slams the arm toward joint limits, the most likely cause is the wrong unnorm_key, "
+                "and the diagnostic is that max |action[:3]| exceeds 0.1 on many steps.")
+    assert entry["cause_ok"] and entry["diagnostic_ok"] and entry["authority"] == ["chapter"]
+    facts = T.measured()
+    assert f"on {facts.symptoms['unnorm']['scribbles']} of {facts.seeds} seeds" in entry["feedback"]
+    assert "Slamming needs the reverse" in entry["feedback"]
+
+
+def test_credit_follows_the_taxonomy_not_a_list_in_the_grader(monkeypatch):
+    """Were the drills to show no scribbling under Bridge statistics, that pairing would lose its credit."""
+    sentence = ("If the robot moves in slow scribbles near the start pose, the most likely cause is the Bridge "
+                "statistics, and the diagnostic is that the translations are 24 times smaller than the baseline's.")
+    assert sentence_verdict(sentence) == 1
+    real = T.measured()
+    symptoms = {cause: dict(counts) for cause, counts in real.symptoms.items()}
+    symptoms["unnorm"] = {"slams": real.seeds}
+    fake = T.Measured(real.source, real.seeds, real.steps, symptoms, real.scale_ratio, real.median_arm_norm,
+                      real.prompt_faces, real.baseline_unrewarded)
+    monkeypatch.setattr("vla_ch2.checking.sentences.measured", lambda: fake)
+    entry = one(sentence)
+    assert entry["cause"] == "unnorm" and not entry["cause_ok"]
+
+
+@pytest.mark.parametrize("sentence", [
+    # several causes
+    "If the robot moves decisively in the wrong direction, the most likely cause is the missing flip or the prompt "
+    "template, and the diagnostic is that reward never rises although the magnitudes look healthy.",
+    # every diagnostic listed for one symptom
+    "If the robot moves in slow random scribbles near the start pose, the most likely cause is the prompt template, "
+    "and the diagnostic is that norm(action[:6]) stays below 0.05, or max |action[:3]| is 24 times smaller than the "
+    "baseline's, or img_top_minus_bottom changes sign.",
+])
+def test_stuffed_sentences_earn_nothing(sentence):
+    entry = one(sentence)
+    assert not (entry["cause_ok"] and entry["diagnostic_ok"])
+    assert "earns nothing" in entry["feedback"]
+
+
+def test_a_diagnostic_of_another_cause_is_not_credited():
+    entry = one("If the robot moves in slow random scribbles near the start pose, the most likely cause is the "
+                "bridge_orig statistics, and the diagnostic is that norm(action[:6]) stays near zero.")
+    assert entry["cause_ok"] and not entry["diagnostic_ok"]
+    assert "signature of another cause" in entry["feedback"]
+
+
+@pytest.mark.parametrize("sentence", [
+    "If the robot moves decisively in the wrong direction, I don't think it's the image flip; the diagnostic is the "
+    "healthy magnitudes with no reward.",
+    "If the robot slams the arm toward joint limits, the most likely cause is not the unnorm_key, and the diagnostic "
+    "is that max |action[:3]| exceeds 0.1.",
+])
+def test_a_negated_cause_is_not_named(sentence):
+    entry = one(sentence)
+    assert not entry["cause_ok"] and entry["cause"] is None
+
+
+@pytest.mark.parametrize("sentence,fix", [
+    ("If the robot moves in slow random scribles near the start pose, the most likely cause is the prompt template, "
+     "and the diagnostic is that the norm of action[:6] stays below 0.05.", "scribles -> scribbles"),
+    ("If the robot moves decisivly in the wrong direction, the most likely cause is the missing image flip, and the "
+     "diagnostic is by elimination: healthy magnitudes, yet reward never rises above 0.", "decisivly -> decisively"),
+    ("If the robot slams the arm toward joint limits, the most likely cause is the wrong unnorm key (Bridge "
+     "statistcs), and the diagnostic is that the translaton max |action[:3]| exceeds 0.1.", "translaton -> translation"),
+])
+def test_typos_in_symptom_cause_and_diagnostic_words_are_forgiven(sentence, fix):
+    entry = one(sentence)
+    assert entry["cause_ok"] and entry["diagnostic_ok"], entry["feedback"]
+    assert fix in entry["feedback"]
+
+
+def test_typo_tolerance_does_not_invent_words():
+    vocabulary = {"scribbles", "decisively", "translation", "statistics", "rotation"}
+    text, fixes = fix_typos("the robot rotates; statistical scribble; decision; translated", vocabulary)
+    assert "decision" in text and "translated" in text.split()  # two edits away from any key word: left alone
+    assert fixes == ["statistical -> statistics", "scribble -> scribbles"]
+
+
+@pytest.mark.parametrize("sentence", [
+    "If the robot moves decisively in the wrong direction, the most likely cause is the missing flip, and the "
+    "diagnostic is `reward == 0` for the whole episode while the magnitudes match the baseline.",
+    "If the robot moves in slow random scribbles near the start pose, the most likely cause is the bridge_orig "
+    "unnorm_key, and the diagnostic is `np.max(np.abs(a[:, :3])) < 0.05`.",
+    "If the robot moves decisively in the wrong direction, the most likely cause is the rephrased prompt, and the "
+    "diagnostic is `np.median(run.token_prob) < 0.8 * np.median(base.token_prob)`.",
+])
+def test_diagnostics_written_as_code_are_recognised(sentence):
+    entry = one(sentence)
+    assert entry["cause_ok"] and entry["diagnostic_ok"], entry["feedback"]
+
+
+def test_agreement_with_the_hand_graded_development_set():
+    """At least 95 % agreement with an instructor's verdicts (tests/data/hand_graded/README.md)."""
+    result = measure(REPO / "tests" / "data" / "hand_graded", "dev")["sentences"]
+    assert result["items"] >= 80
+    assert result["agreement"] >= 0.95, result["misses"]

@@ -1,0 +1,126 @@
+"""The failure taxonomy is one source of truth, and its measured layer is read from the committed runs.
+
+Nothing in ``vla_ch2/data/drills_measured.json``, the grading fixtures of 2.x.1
+or the generated tables is typed in: each is recomputed here from the drill
+logs under ``docs/results/drills-matrix`` and compared.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import inspect
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vla_ch2 import conventions as C
+from vla_ch2 import predicates
+from vla_ch2 import taxonomy as T
+
+REPO = Path(__file__).resolve().parents[1]
+MATRIX = REPO / "docs" / "results" / "drills-matrix"
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_measured_layer_is_what_the_committed_drills_say():
+    committed = json.loads((REPO / "vla_ch2" / "data" / T.MEASURED_FILE).read_text(encoding="utf-8"))
+    assert T.summarise(MATRIX, source="docs/results/drills-matrix") == committed
+
+
+def test_the_grading_fixtures_are_the_committed_drills(tmp_path, monkeypatch):
+    module = _script("drill_fixtures")
+    monkeypatch.setattr(module, "OUT", tmp_path / "drills.jsonl.gz")
+    module.main()
+    committed = REPO / "vla_ch2" / "checking" / "fixtures" / "drills.jsonl.gz"
+    assert gzip.decompress((tmp_path / "drills.jsonl.gz").read_bytes()) == gzip.decompress(committed.read_bytes())
+
+
+@pytest.mark.parametrize("name", ["taxonomy.md", "drill_fixtures.md"])
+def test_the_generated_tables_are_current(name):
+    module = _script("results_tables")
+    make = {"taxonomy.md": module.taxonomy_table, "drill_fixtures.md": module.fixtures_table}[name]
+    committed = (REPO / "docs" / "results" / "_generated" / name).read_text(encoding="utf-8")
+    assert make() == committed, f"run `python scripts/results_tables.py {name}`"
+
+
+def test_the_chapters_cause_is_always_credited_and_measured_ones_are_added():
+    facts = T.measured()
+    for symptom in T.SYMPTOMS:
+        credited = T.credited_causes(symptom, facts)
+        chapter = [cid for cid, claim in T.CHAPTER.items() if claim.symptom == symptom]
+        assert all("chapter" in credited[cid] for cid in chapter)
+        for cid, sources in credited.items():
+            assert ("measured" in sources) == (facts.share(cid, symptom) >= T.MIN_SHARE)
+    with pytest.raises(KeyError, match="unknown symptom"):
+        T.credited_causes("wobbles")
+
+
+def test_what_the_drills_measured_contradicts_the_chapter_where_the_site_says_it_does():
+    facts = T.measured()
+    assert facts.seeds == 50
+    assert facts.symptoms["unnorm"].get("slams", 0) == 0 and facts.share("unnorm", "scribbles") == 1.0
+    assert facts.scale_ratio["unnorm"][1] < 1 / T.SCALE_FACTOR  # shrunk on every seed, not enlarged
+    assert facts.share("flip", "wrong_direction") == 1.0
+    assert facts.share("prompt", "wrong_direction") > 0.5  # the rephrased prompt mostly drives
+
+
+def _run(actions, rewards=None) -> pd.DataFrame:
+    actions = np.asarray(actions, dtype=float)
+    rewards = np.zeros(len(actions)) if rewards is None else np.asarray(rewards, dtype=float)
+    return pd.DataFrame({"action": [list(a) for a in actions], "reward": rewards})
+
+
+def test_symptom_of_reads_scale_stillness_and_reward_against_the_baseline():
+    n = 40
+    baseline = np.zeros((n, 7))
+    baseline[:10, 0] = 0.9
+    moving = np.full((n, 7), 0.3)
+    assert T.symptom_of(_run(baseline * 0.04), _run(baseline)) == "scribbles"  # another scale, smaller
+    assert T.symptom_of(_run(np.clip(baseline * 5, -5, 5)), _run(baseline)) == "slams"  # another scale, larger
+    still = baseline.copy()
+    still[10:, :6] = 0.001
+    assert T.symptom_of(_run(still), _run(baseline)) == "scribbles"
+    moving[:, 0] = 0.9
+    assert T.symptom_of(_run(moving), _run(baseline)) == "wrong_direction"
+    assert T.symptom_of(_run(moving, rewards=[0] * (n - 1) + [1]), _run(baseline)) is None
+
+
+def test_the_mechanism_is_computed_from_the_statistics():
+    m = T.mechanism()
+    q01, q99 = np.array(C.BRIDGE_ORIG_ACTION_STATS["q01"]), np.array(C.BRIDGE_ORIG_ACTION_STATS["q99"])
+    l01, l99 = (np.array(C.OPENVLA_LIBERO_OBJECT_ACTION_STATS[k]) for k in ("q01", "q99"))
+    assert np.allclose(m["range_ratio"], ((q99 - q01) / (l99 - l01))[:6])
+    assert 0.03 < m["translation_ratio"] < 0.05  # about 24 times smaller
+    # A text token decodes to the top bin: the un-normalised value sits just below q99.
+    assert np.allclose(m["top_bin_suite"], (l01 + 0.5 * (C.BIN_CENTERS[-1] + 1) * (l99 - l01))[:6])
+    for cause in T.CAUSES:
+        assert T.mechanism_summary(cause)
+
+
+def test_the_predicates_take_their_thresholds_from_the_taxonomy():
+    def default(func, name):
+        return inspect.signature(func).parameters[name].default
+
+    assert default(predicates.bad_prompt_literal, "threshold") == T.CHAPTER_STILLNESS
+    assert default(predicates.bad_unnorm_literal, "translation") == T.CHAPTER_TRANSLATION
+    assert default(predicates.bad_unnorm_literal, "fraction") == T.CHAPTER_FRACTION
+    assert default(predicates.bad_unnorm_calibrated, "factor") == T.SCALE_FACTOR
+    assert default(predicates.bad_prompt_calibrated, "stillness") == T.STILLNESS
+
+
+def test_the_summary_script_refuses_a_folder_without_drills(tmp_path):
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "drills_summary.py"), str(tmp_path)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "no seed-* drill directories" in done.stderr and "Traceback" not in done.stderr
