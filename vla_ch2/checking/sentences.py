@@ -41,7 +41,15 @@ class Diagnostic:
     groups: tuple[Concept, ...]
 
     def matches(self, text: str) -> bool:
+        """Whether every group occurs somewhere in ``text``."""
         return all(group.matches(text) for group in self.groups)
+
+    def said_together(self, text: str, window: int = 160) -> bool:
+        """Whether every group occurs within ``window`` characters of one another (one statement, not stray words)."""
+        spans = [[m.start() for m in group.regex.finditer(text) if m.end() > m.start()][:50] for group in self.groups]
+        if not all(spans):
+            return False
+        return any(all(any(abs(p - q) <= window for q in others) for others in spans[1:]) for p in spans[0])
 
 
 @dataclass(frozen=True)
@@ -167,7 +175,7 @@ def _distance(a: str, b: str, limit: int) -> int:
 
 
 def fix_typos(text: str, vocabulary) -> tuple[str, list[str]]:
-    """Replace each word of six letters or more that is one edit (two from nine letters) away from a key word.
+    """Replace each word of five letters or more that is one edit (two from nine letters) away from a key word.
 
     Only words sharing the key word's first letter are changed, and never a
     word that is itself a key word. Returns the text and the corrections made
@@ -177,7 +185,7 @@ def fix_typos(text: str, vocabulary) -> tuple[str, list[str]]:
 
     def replace(match: re.Match) -> str:
         word = match.group(0)
-        if len(word) < 6 or word in vocabulary:
+        if len(word) < 5 or word in vocabulary:
             return word
         limit = 2 if len(word) >= 9 else 1
         best = min((w for w in vocabulary if w[0] == word[0] and abs(len(w) - len(word)) <= limit),
@@ -314,18 +322,26 @@ def _split(text: str, rubric: SentenceRubric) -> list[str]:
         previous = line
     sentences = []
     for group in logical:
-        answer_started = False  # a piece of this line already names a symptom
+        in_answer = False  # the last sentence of this line names a symptom: a piece may complete it
         for piece in _split_line(LIST_MARKER.sub("", " ".join(group), count=1)):
             piece = LIST_MARKER.sub("", piece.strip(), count=1).strip()
             if not _HAS_WORD.search(piece):
                 continue
             names_symptom = any(rx.search(normalise(piece)) for rx in symptom_regexes)
-            if answer_started and not names_symptom and _LABELLED_PART.match(piece):
+            if in_answer and not names_symptom and (_LABELLED_PART.match(piece) or not _complete(sentences[-1], rubric)):
                 sentences[-1] += " " + piece  # "Symptom: ... . Cause: ... . Diagnostic: ..." is one answer
                 continue
             sentences.append(piece)
-            answer_started = answer_started or names_symptom
+            in_answer = names_symptom
     return sentences
+
+
+def _complete(sentence: str, rubric: SentenceRubric) -> bool:
+    """Whether ``sentence`` already has both a cause and a diagnostic part (a following piece then stands alone)."""
+    s = normalise(sentence)
+    has_cause = bool(rubric.cause_marker.search(s)) or any(c.regex.search(s) for c in rubric.causes.values())
+    has_diagnostic = bool(rubric.diagnostic_marker.search(s)) or any(d.matches(s) for d in rubric.diagnostics)
+    return has_cause and has_diagnostic
 
 
 def split_sentences(text: str, rubric: Any = None) -> list[str]:
@@ -460,7 +476,8 @@ def _grade_diagnostic(parts: _Parts, cause: Optional[str], rubric: SentenceRubri
     text = parts.diagnostic
     wrong_ideas = [m for m in rubric.misconceptions if m.part in ("diagnostic", "any") and m.found(text)]
     notes = [m.feedback for m in wrong_ideas]
-    matched = [d for d in rubric.diagnostics if d.matches(text)]
+    # The named cause's diagnostic may be spread over the sentence; another cause's counts only when said together.
+    matched = [d for d in rubric.diagnostics if (d.matches(text) if d.cause == cause else d.said_together(text))]
     owners = sorted({d.cause for d in matched})
     if len(owners) > 1:
         return False, None, ["Diagnostic: you give the diagnostics of several causes; listing them all earns nothing. "
