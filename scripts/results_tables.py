@@ -233,7 +233,8 @@ def agreement_table(sets=("dev", "holdout")) -> str:
     root = Path("tests/data/hand_graded")
     lines = ["| set | sentences (2.x.4), per sentence | worksheets (2.x.3), per box |", "|---|---|---|"]
     for name in sets:
-        if not (root / ("holdout" if name == "holdout" else "") / f"sentences_{name}.jsonl").is_file():
+        base = root / name if (root / name).is_dir() else root
+        if not (base / f"sentences_{name}.jsonl").is_file():
             continue
         result = measure(root, name)
         cells = [f"{r['agreed']} of {r['items']} ({100 * r['agreement']:.1f} %)"

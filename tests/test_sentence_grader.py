@@ -13,6 +13,7 @@ import pytest
 
 from vla_ch2 import taxonomy as T
 from vla_ch2.checking.agreement import measure, sentence_verdict
+from vla_ch2.checking.inputs import Speller
 from vla_ch2.checking.sentences import fix_typos, grade_sentences
 
 REPO = Path(__file__).resolve().parents[1]
@@ -113,10 +114,10 @@ def test_typos_in_symptom_cause_and_diagnostic_words_are_forgiven(sentence, fix)
 
 
 def test_typo_tolerance_does_not_invent_words():
-    vocabulary = {"scribbles", "decisively", "translation", "statistics", "rotation"}
-    text, fixes = fix_typos("the robot rotates; statistical scribble; decision; translated", vocabulary)
-    assert "decision" in text and "translated" in text.split()  # two edits away from any key word: left alone
-    assert fixes == ["statistical -> statistics", "scribble -> scribbles"]
+    speller = Speller(frozenset({"scribbles", "decisively", "translation", "statistics", "rotation", "wrong"}), 5)
+    text, fixes = fix_typos("the robot rotates; statistical scribble; decision; translated; worng", speller)
+    assert "decision;" in text and "translated;" in text.split()  # two edits away from any key word: left alone
+    assert fixes == ["scribble -> scribbles", "worng -> wrong"]
 
 
 @pytest.mark.parametrize("sentence", [

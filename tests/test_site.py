@@ -282,8 +282,8 @@ def test_exercise_pages_show_the_check_commands(public_corpus):
     commands = {
         "exercises/2x1-failure-drills": "vla-ch2 check 2.x.1 exercises/failure_drills.py",
         "exercises/2x2-sweep": "vla-ch2 check 2.x.2 exercises/sweep.py",
-        "exercises/2x3-worksheet": "vla-ch2 grade worksheet exercises/worksheet.md",
-        "exercises/2x4-sentences": "vla-ch2 grade sentences exercises/sentences.txt",
+        "exercises/2x3-worksheet": "vla-ch2 check 2.x.3 exercises/worksheet.md",
+        "exercises/2x4-sentences": "vla-ch2 check 2.x.4 exercises/sentences.txt",
     }
     for page, command in commands.items():
         assert command in public_corpus[f"{page}/index.html"], f"{page} does not show `{command}`"

@@ -84,9 +84,13 @@ def worksheet_agreement(folder: str | Path, verdicts: str | Path) -> dict:
 
 
 def measure(root: str | Path, name: str) -> dict:
-    """Both agreements for the set ``name`` (``dev``, ``holdout``) under ``root`` (holdout sets live in ``holdout/``)."""
+    """Both agreements for the set ``name`` (``dev``, ``holdout``, ...) under ``root``.
+
+    A set's files are ``sentences_<name>.jsonl``, ``worksheets_<name>/`` and ``worksheets_<name>.json``, in
+    ``root/<name>/`` when that folder exists (held-out sets), else in ``root``.
+    """
     root = Path(root)
-    base = root / "holdout" if name == "holdout" else root
+    base = root / name if (root / name).is_dir() else root
     return {
         "sentences": sentence_agreement(base / f"sentences_{name}.jsonl"),
         "worksheets": worksheet_agreement(base / f"worksheets_{name}", base / f"worksheets_{name}.json"),

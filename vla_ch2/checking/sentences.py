@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from vla_ch2.checking.inputs import HTML_COMMENT, LIST_MARKER, normalise, prepare
+from vla_ch2.checking.inputs import HTML_COMMENT, LIST_MARKER, Speller, normalise, prepare
 from vla_ch2.checking.rubrics import FLAGS, Concept, Misconception, Negation, RubricReader, as_rubric
 from vla_ch2.taxonomy import CAUSES, CHAPTER, credited_causes, measured, measured_sentence, mechanism_summary
 
@@ -69,7 +69,7 @@ class SentenceRubric:
     symptoms: dict[str, Symptom]
     diagnostics: tuple[Diagnostic, ...]
     misconceptions: tuple[Misconception, ...]
-    vocabulary: frozenset
+    speller: Speller
 
 
 #: Where a diagnostic may come from.
@@ -149,53 +149,29 @@ def compile_rubric(data: Any, source: str) -> SentenceRubric:
             r.misconception(m, f"misconceptions[{i}]", ("cause", "diagnostic", "any"))
             for i, m in enumerate(r.get(data, "misconceptions", list, "top level", default=[]))
         ),
-        vocabulary=frozenset(vocabulary),
+        speller=Speller(frozenset(vocabulary), min_length=5),
     )
 
 
 # --- Typos: a misspelt key word is read as the word it was meant to be -----------------------------
 
 
-def _distance(a: str, b: str, limit: int) -> int:
-    """Edit distance with transpositions (optimal string alignment), or ``limit + 1`` once it exceeds ``limit``."""
-    if abs(len(a) - len(b)) > limit:
-        return limit + 1
-    previous2: list[int] = []
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, start=1):
-        current = [i] + [0] * len(b)
-        for j, cb in enumerate(b, start=1):
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb))
-            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
-                current[j] = min(current[j], previous2[j - 2] + 1)
-        if min(current) > limit:
-            return limit + 1
-        previous2, previous = previous, current
-    return previous[-1]
+def fix_typos(text: str, speller: Speller) -> tuple[str, list[str]]:
+    """``text`` with each misspelt key word read as the word (:class:`~vla_ch2.checking.inputs.Speller`).
 
-
-def fix_typos(text: str, vocabulary) -> tuple[str, list[str]]:
-    """Replace each word of five letters or more that is one edit (two from nine letters) away from a key word.
-
-    Only words sharing the key word's first letter are changed, and never a
-    word that is itself a key word. Returns the text and the corrections made
-    (``"scribles -> scribbles"``), so the feedback can say how a word was read.
+    Returns the text and the corrections made (``"scribles -> scribbles"``), so
+    the feedback can say how a word was read.
     """
     fixes: list[str] = []
 
     def replace(match: re.Match) -> str:
         word = match.group(0)
-        if len(word) < 5 or word in vocabulary:
-            return word
-        limit = 2 if len(word) >= 9 else 1
-        best = min((w for w in vocabulary if w[0] == word[0] and abs(len(w) - len(word)) <= limit),
-                   key=lambda w: _distance(word, w, limit), default=None)
-        if best is None or _distance(word, best, limit) > limit:
-            return word
-        fixes.append(f"{word} -> {best}")
-        return best
+        fixed = speller.correct(word)
+        if fixed != word:
+            fixes.append(f"{word} -> {fixed}")
+        return fixed
 
-    return re.sub(r"[a-z_]+", replace, text), fixes
+    return re.sub(r"[a-z]+", replace, text), fixes
 
 
 #: At most this many sentences of an answer are graded.
@@ -511,7 +487,7 @@ def _measured_note(symptom: Symptom, cause: str, credited: dict, facts) -> list[
 
 def _grade_sentence(text: str, rubric: SentenceRubric, facts) -> tuple[dict, bool]:
     """Grade one sentence; return its result entry and whether it covers several symptoms."""
-    s, fixes = fix_typos(normalise(text[:MAX_SENTENCE_CHARS]), rubric.vocabulary)
+    s, fixes = fix_typos(normalise(text[:MAX_SENTENCE_CHARS]), rubric.speller)
     parts = _parts(s, rubric)
     feedback: list[str] = []
     entry = {"text": text, "symptom": None, "cause": None, "cause_ok": False, "diagnostic_ok": False,
@@ -558,7 +534,7 @@ def grade_sentences(text: str | bytes, rubric: Any = None) -> dict:
         The answer file's content, as ``str`` or raw ``bytes`` (decoded as UTF-8,
         with replacement characters and a note if it is not).
     rubric
-        A rubric JSON path (or a dict) to use instead of ``vla_ch2/rubrics/sentences.json``.
+        A rubric JSON path (or a dict) to use instead of ``vla_ch2/checking/rubrics/sentences.json``.
 
     Returns
     -------

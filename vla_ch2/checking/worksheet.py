@@ -27,77 +27,14 @@ from __future__ import annotations
 
 import bisect
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional
 
-from vla_ch2.checking.inputs import HTML_COMMENT, LIST_MARKER, normalise, prepare
+from vla_ch2.checking.inputs import HTML_COMMENT, LIST_MARKER, Speller, normalise, prepare
 from vla_ch2.checking.rubrics import Concept, Misconception, RubricReader, as_rubric
 
 
 # --- Reading a box's text: typos of technical names, and the scope of a negation ---------------
-
-
-def _collapse(word: str) -> str:
-    """``word`` with every run of one repeated letter cut to one letter: "llama" and "lamma" both give "lama"."""
-    return re.sub(r"(.)\1+", r"\1", word)
-
-
-def _within_one_edit(a: str, b: str) -> bool:
-    """Whether ``a`` becomes ``b`` by one letter added, dropped or changed, or two neighbouring letters swapped."""
-    if a == b:
-        return True
-    if abs(len(a) - len(b)) > 1:
-        return False
-    i = 0
-    while i < min(len(a), len(b)) and a[i] == b[i]:
-        i += 1
-    if len(a) == len(b):
-        return a[i + 1:] == b[i + 1:] or (a[i: i + 2] == b[i: i + 2][::-1] and a[i + 2:] == b[i + 2:])
-    return a[i + 1:] == b[i:] if len(a) > len(b) else a[i:] == b[i + 1:]
-
-
-@dataclass(frozen=True)
-class Speller:
-    """Reads a misspelt technical name as the name: "Lamma" as "llama", "qunatile" as "quantile".
-
-    A word (letters only) is read as a term when the two differ only by doubled
-    letters, or, for terms of at least ``min_length`` letters, by one edit (a
-    letter added, dropped or changed, or two neighbouring letters swapped). Words
-    that are terms already, words with digits, words under four letters and words
-    close to two different terms are left as they are, so "CLIP" never reads as
-    "SigLIP" and "quantize" (itself a term) never as "quantile".
-    """
-
-    terms: frozenset[str]
-    min_length: int
-    _doubled: dict = field(init=False, compare=False, repr=False)  # collapsed form -> terms
-    _long: tuple = field(init=False, compare=False, repr=False)  # the terms one edit may reach
-    _cache: dict = field(default_factory=dict, init=False, compare=False, repr=False)
-
-    def __post_init__(self) -> None:
-        doubled: dict[str, set[str]] = {}
-        for term in self.terms:
-            if len(term) >= 5 and term.isalpha():
-                doubled.setdefault(_collapse(term), set()).add(term)
-        object.__setattr__(self, "_doubled", doubled)
-        object.__setattr__(self, "_long", tuple(t for t in sorted(self.terms) if len(t) >= self.min_length and t.isalpha()))
-
-    def correct(self, word: str) -> str:
-        """The term ``word`` stands for, or ``word`` itself."""
-        if len(word) < 4 or word in self.terms:
-            return word
-        if word not in self._cache:
-            if len(self._cache) > 20_000:
-                self._cache.clear()
-            found = self._doubled.get(_collapse(word), set())
-            if not found and len(word) >= self.min_length - 1:
-                found = {t for t in self._long if abs(len(t) - len(word)) <= 1 and _within_one_edit(word, t)}
-            self._cache[word] = next(iter(found)) if len(found) == 1 else word
-        return self._cache[word]
-
-    def respell(self, text: str) -> str:
-        """``text`` (normalised) with every misspelt term replaced by the term."""
-        return re.sub(r"[a-z]+", lambda m: self.correct(m.group()), text)
 
 
 _SCOPE_TOKEN = re.compile(r"[a-z0-9_]+(?:['.][a-z0-9_]+)*|[.;:!?,()\[\]{}]")
