@@ -617,7 +617,9 @@ def test_worksheet_swapped_boxes_are_pointed_out():
     result = grade_worksheet(text)
     boxes = {b["box"]: b for b in result["boxes"]}
     assert boxes["Language tokenizer"]["ok"]  # "Llama 2 7B" names Llama too
-    assert not boxes["Transformer trunk"]["ok"]
+    # The trunk's size written under the neighbouring box still counts for the trunk, and the feedback says where.
+    assert boxes["Transformer trunk"]["ok"]
+    assert "found under 'Language tokenizer'; it belongs here" in boxes["Transformer trunk"]["feedback"]
     text = WORKSHEET.replace("The Llama 2 tokenizer.", "AAA").replace(
         "Llama 2 7B.", "256 bins per dimension between the 1st and 99th quantile, un-normalized with dataset statistics.")
     trunk = {b["box"]: b for b in grade_worksheet(text)["boxes"]}["Transformer trunk"]

@@ -351,3 +351,22 @@ def test_shared_groups_are_those_named_in_two_boxes():
     rubric = load_rubric("worksheet")
     assert rubric.shared == {"llama"}
     assert rubric.neighbours[1] == (0, 2, 3) and rubric.neighbours[3] == (1, 2, 4)
+
+
+def test_six_ordered_items_without_box_names_are_read_in_order():
+    text = "\n".join(f"({letter}) {title}\n    {body}" for letter, title, body in zip(
+        "abcdef", ["Pixels in", "Words in", "The big model", "What comes out", "Back to robot units", "The robot"],
+        GOOD))
+    result = grade_worksheet(text)
+    assert result["score"] == 6
+    assert any("read in order as boxes 1 to 6" in note for note in result["notes"])
+
+
+@pytest.mark.parametrize("line", [
+    "**1. Vision encoder.** {body}",
+    "1) **Vision encoder** \u2014 {body}",
+    "Box 1 \u2014 Vision encoder: {body}",
+])
+def test_inline_headings_with_numbers_bold_and_dashes(line):
+    result = grade_worksheet(line.format(body=GOOD[0]))
+    assert result["boxes"][0]["found"] and result["boxes"][0]["ok"], result["boxes"][0]

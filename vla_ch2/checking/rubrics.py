@@ -297,7 +297,7 @@ def load_rubric(kind: str, path: str | os.PathLike | None = None) -> Any:
     kind
         ``"sentences"`` (Exercise 2.x.4) or ``"worksheet"`` (Exercise 2.x.3).
     path
-        A rubric JSON file to use instead of the one shipped in ``vla_ch2/rubrics/``.
+        A rubric JSON file to use instead of the one shipped in ``vla_ch2/checking/rubrics/``.
 
     Returns
     -------

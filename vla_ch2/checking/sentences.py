@@ -23,11 +23,12 @@ from vla_ch2.taxonomy import CAUSES, CHAPTER, credited_causes, measured, measure
 
 @dataclass(frozen=True)
 class Symptom:
-    """One symptom of §2.4, as a sentence may describe it."""
+    """One symptom of §2.4, as a sentence may describe it (``weak``: generic words that decide only alone)."""
 
     id: str
     label: str
     concept: Concept
+    weak: Optional[re.Pattern] = None
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,9 @@ def compile_rubric(data: Any, source: str) -> SentenceRubric:
         if sid.startswith("_"):
             continue
         concept = r.concept(obj, f"symptoms.{sid}", default_id=sid)
-        symptoms[sid] = Symptom(sid, concept.label, concept)
+        weak = r.patterns(obj, "weak_patterns", f"symptoms.{sid}", required=False)
+        symptoms[sid] = Symptom(sid, concept.label, concept,
+                                r.union(weak, f"symptoms.{sid}.weak_patterns") if weak else None)
         vocabulary.update(words(obj, f"symptoms.{sid}"))
     if not symptoms:
         r.fail("symptoms", "needs at least one symptom")
@@ -392,13 +395,17 @@ def _parts(s: str, rubric: SentenceRubric) -> _Parts:
 
 
 def _which_symptom(text: str, rubric: SentenceRubric) -> Optional[str]:
-    """The symptom whose description occurs first in ``text``, or ``None``."""
-    best: Optional[tuple[int, str]] = None
-    for sid, symptom in rubric.symptoms.items():
-        m = symptom.concept.regex.search(text)
-        if m and m.end() > m.start() and (best is None or m.start() < best[0]):
-            best = (m.start(), sid)
-    return best[1] if best else None
+    """The symptom whose description occurs first in ``text`` (a weak word only if nothing else does), or ``None``."""
+    for strength in ("strong", "weak"):
+        best: Optional[tuple[int, str]] = None
+        for sid, symptom in rubric.symptoms.items():
+            regex = symptom.concept.regex if strength == "strong" else symptom.weak
+            m = regex.search(text) if regex is not None else None
+            if m and m.end() > m.start() and (best is None or m.start() < best[0]):
+                best = (m.start(), sid)
+        if best:
+            return best[1]
+    return None
 
 
 def _named_causes(text: str, rubric: SentenceRubric) -> tuple[list[str], list[str]]:

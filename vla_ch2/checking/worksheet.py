@@ -317,7 +317,16 @@ _FENCE = re.compile(r"^ {0,3}(```|~~~)")
 _BOLD_LINE = re.compile(r"^\s*(?:\*\*|__)(.+?)(?:\*\*|__)\s*:?\s*$")
 _LABEL_LINE = re.compile(r"^\s*(?:[-*]\s+)?(?:\*\*|__)?([^:*_]{2,60}?)(?:\*\*|__)?\s*[:\u2014\u2013]\s*(?:\*\*|__)?\s*(.*)$")
 _TABLE_ROW = re.compile(r"^\s*\|(.*?)\|?\s*$")
-_BOX_PREFIX = re.compile(r"^\s*(?:(?:box|part|step)\s*#?\s*\d{1,2}\s*[:.)\-]?\s*|\d{1,2}\s*[.):\-]\s*)", re.IGNORECASE)
+_BOX_PREFIX = re.compile(r"^\s*(?:(?:box|part|step)\s*#?\s*\d{1,2}\s*[:.)\-\u2014\u2013]?\s*|\d{1,2}\s*[.):\-\u2014\u2013]\s*)",
+                         re.IGNORECASE)
+#: A list item's marker at the start of a line: "1.", "1)", "(a)", "a)", "- ", "* ".
+_ITEM = re.compile(r"^\s*(?:[-*+]\s+|\(?(?:\d{1,2}|[a-fA-F])[.)]\s+)")
+#: A leading bold label: "**Vision encoder.** text", "__Box 4__ - text".
+_LEAD_BOLD = re.compile(r"^(?:\*\*|__)(.{2,80}?)(?:\*\*|__)\s*[:.\u2014\u2013-]?\s*(.*)$")
+#: The first separator after a short label: ":", an em or en dash, or a spaced hyphen.
+_LEAD_SEPARATOR = re.compile(r"^([^:\u2014\u2013]{2,60}?)\s*(?::|\u2014|\u2013|\s-\s)\s*(.*)$")
+#: Six items marked (a)..(f) or 1..6, in order: the boxes in §2.3's order when no heading names them.
+_ORDERED_ITEM = re.compile(r"^\s*\(?([a-fA-F]|[1-6])[.)]\s+(.*)$")
 
 
 @dataclass
@@ -370,6 +379,12 @@ def _inline_heading(line: str, rubric: WorksheetRubric, strict: bool) -> tuple[O
     labelled = _LABEL_LINE.match(line)
     if labelled and not row:
         candidates.append((labelled.group(1), labelled.group(2), "line" if strict else "label"))
+    lead = _ITEM.sub("", line, count=1).strip()
+    lead = _BOX_PREFIX.sub("", lead, count=1) if not strict else lead
+    for pattern in (_LEAD_BOLD, _LEAD_SEPARATOR):  # "1) **Vision encoder** - text", "Box 1 - Vision encoder: text"
+        found = pattern.match(lead)
+        if found and not row:
+            candidates.append((found.group(1).strip().rstrip("."), found.group(2), "line" if strict else "label"))
     if len(line.strip()) <= 50:
         candidates.append((line, "", "line"))
     for label, rest, how in candidates:
@@ -415,7 +430,22 @@ def _worksheet_sections(text: str, rubric: WorksheetRubric) -> tuple[dict[int, l
             sections.setdefault(box, []).append(current)
         else:
             (current.body if current else loose).append(line)
+    if not sections:
+        sections, loose = _ordered_items(lines, loose)
     return sections, loose
+
+
+def _ordered_items(lines: list[str], loose: list[str]) -> tuple[dict[int, list[_Section]], list[str]]:
+    """Read six items marked (a)..(f) or 1..6, in that order, as the six boxes (when no heading names a box)."""
+    starts = [(i, m) for i, line in enumerate(lines) if (m := _ORDERED_ITEM.match(line))]
+    marks = [m.group(1).lower() for _, m in starts]
+    if marks not in (list("abcdef"), list("123456")):
+        return {}, loose
+    sections: dict[int, list[_Section]] = {}
+    for box, (i, found) in enumerate(starts):
+        end = starts[box + 1][0] if box + 1 < len(starts) else len(lines)
+        sections[box] = [_Section(f"item {found.group(1)} (read as box {box + 1})", [found.group(2), *lines[i + 1:end]])]
+    return sections, lines[:starts[0][0]]
 
 
 # --- Grading: what each box names, stuffing, neighbours, and the verdict -------------------------
@@ -494,16 +524,25 @@ def _stuffing(i: int, texts: dict[int, _BoxText], rubric: WorksheetRubric) -> st
     return ""
 
 
+_PLACEHOLDERS = frozenset("todo tbd tba xxx n/a na your answer here fill in later none nothing yet".split())
+
+
+def _says_something(text: "_BoxText") -> bool:
+    """Whether a box has three or more words of its own that are not a placeholder ("TODO", "your answer here")."""
+    words = re.findall(r"[a-z0-9/]+", normalise("\n".join("\n".join(s.body) for s in text.sections)))
+    return sum(1 for w in words if w not in _PLACEHOLDERS) >= 3
+
+
 def _borrow(i: int, texts: dict[int, _BoxText], stuffed: dict[int, str], rubric: WorksheetRubric) -> dict[int, set[int]]:
     """The facts box ``i`` still needs that a neighbouring box's text supplies, by neighbour; {} if they don't complete it.
 
     Only facts of this box alone (not shared ones such as Llama) move, only to a box that
-    names one such fact itself, and never from a stuffed neighbour or one that states a
-    wrong idea about this box.
+    has text of its own (an empty box borrows nothing), and never from a stuffed neighbour
+    or one that states a wrong idea about this box.
     """
     box, mine = rubric.boxes[i], texts[i]
     own = _own(box, rubric)
-    if not mine.named[i] & own:
+    if not _says_something(mine):
         return {}
     taken: dict[int, set[int]] = {}
     have = set(mine.named[i])
@@ -636,6 +675,9 @@ def grade_worksheet(text: str | bytes, rubric: Any = None) -> dict:
                 "No box headings found. Give each box its own heading, e.g. '## Vision encoder', '## Language tokenizer', "
                 "'## Transformer trunk', '## Action head', '## Detokenizer', '## Simulator / embodiment'."
             )
+        elif any(s.heading.startswith("item ") for found in sections.values() for s in found):
+            notes.append("No heading names a box, so your six items were read in order as boxes 1 to 6 of §2.3; "
+                         "name each box in its heading to be sure each answer is read where you meant it.")
     stray = compiled.read("\n".join(loose))
     misplaced = [box.title for i, box in enumerate(compiled.boxes)
                  if i not in sections and _passes(box, {k for k, g in enumerate(box.groups) if stray.names(g.regex)})]
