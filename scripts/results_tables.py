@@ -223,23 +223,41 @@ def fixtures_table() -> str:
     return "\n".join(lines) + "\n"
 
 
-def agreement_table(sets=("dev", "holdout")) -> str:
-    """Agreement of the free-text graders with the hand-graded sets (tests/data/hand_graded)."""
+def agreement_table(sets=("dev", "holdout", "holdout_v2", "holdout_v3")) -> str:
+    """Agreement of the free-text graders with the hand-graded sets: first measurement on unseen answers, and now."""
     import sys
 
     sys.path.insert(0, ".")
     from vla_ch2.checking.agreement import measure
 
     root = Path("tests/data/hand_graded")
-    lines = ["| set | sentences (2.x.4), per sentence | worksheets (2.x.3), per box |", "|---|---|---|"]
+    first = json.loads((root / "first_measurements.json").read_text())
+
+    def cell(agreed: int, items: int) -> str:
+        return f"{agreed} of {items} ({100 * agreed / items:.1f} %)"
+
+    lines = ["| set | sentences (2.x.4): first measured, unseen | now | worksheets (2.x.3), per box: first measured, "
+             "unseen | now |", "|---|---|---|---|---|"]
+    totals = {"sentences": [0, 0], "worksheets": [0, 0]}
     for name in sets:
         base = root / name if (root / name).is_dir() else root
         if not (base / f"sentences_{name}.jsonl").is_file():
             continue
-        result = measure(root, name)
-        cells = [f"{r['agreed']} of {r['items']} ({100 * r['agreement']:.1f} %)"
-                 for r in (result["sentences"], result["worksheets"])]
-        lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
+        now = measure(root, name)
+        row = [name]
+        for kind in ("sentences", "worksheets"):
+            if name in first:
+                agreed, items = first[name][kind]
+                totals[kind][0] += agreed
+                totals[kind][1] += items
+                row.append(cell(agreed, items) + f" at `{first[name]['graders_at']}`")
+            else:
+                row.append("built against it")
+            row.append(cell(now[kind]["agreed"], now[kind]["items"]))
+        lines.append("| " + " | ".join(row) + " |")
+    if totals["sentences"][1]:
+        lines.append(f"| all held-out sets, first measurement | {cell(*totals['sentences'])} | | "
+                     f"{cell(*totals['worksheets'])} | |")
     return "\n".join(lines) + "\n"
 
 

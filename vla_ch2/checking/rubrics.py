@@ -54,15 +54,23 @@ _JOINER = re.compile(r"[\s\-_/'\"():`]*")
 
 @dataclass(frozen=True)
 class Negation:
-    """Decides whether a mention is negated: "not the flip", "rather than the prompt", "the key is fine"."""
+    """Decides whether a mention is negated: "not the flip", "rather than the prompt", "the key is fine".
+
+    ``spans`` are stretches of text in which every mention is set aside: "not X or Y
+    but Z" (X and Y), "I first blamed X, but ..." (X).
+    """
 
     before: Optional[re.Pattern]
     after: tuple[re.Pattern, ...]
+    spans: tuple[re.Pattern, ...] = ()
 
     def negated(self, text: str, match: re.Match) -> bool:
         """Whether ``match`` (a mention inside ``text``) is negated."""
         start, end = match.span()
         if self.before is not None and self.before.search(text[max(0, start - 120): start]):
+            return True
+        if any(span.start() <= start and end <= span.end() for pattern in self.spans
+               for span in pattern.finditer(text, max(0, start - 200), min(len(text), end + 200))):
             return True
         window = text[end: end + 80]
         return any(p.match(window) for p in self.after)
@@ -221,7 +229,8 @@ class RubricReader:
             except re.error as exc:
                 self.fail(where, f"the negation lists do not combine into one regular expression: {exc}")
         after = tuple(re.compile(p, FLAGS) for p in self.patterns(obj, "after", where, required=False))
-        return Negation(before, after)
+        spans = tuple(re.compile(p, FLAGS) for p in self.patterns(obj, "spans", where, required=False))
+        return Negation(before, after, spans)
 
     def misconception(self, obj: Any, where: str, parts: tuple[str, ...]) -> Misconception:
         """A misconception: where to look (``part``), ``patterns``, ``unless``, ``feedback`` and ``fails``."""
