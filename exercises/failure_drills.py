@@ -78,14 +78,19 @@ def failure_drills(task, policy, flip_image=True, prompt_template="canonical", u
 
     * seed everything from ``seed`` (``seed_everything``);
     * the prompt: the template named by ``prompt_template`` around the task's
-      instruction, lower-cased (``Toggles(...).prompt`` does this); the
-      statistics key: ``unnorm_key``, or the suite's own when it is ``None``;
-    * start from official initial state ``seed``, then send ``C.WAIT_ACTION``
-      for ``C.NUM_WAIT_STEPS`` steps while the objects settle;
+      instruction ``task.language``, lower-cased (``Toggles(...).prompt`` does
+      this); the statistics key: ``unnorm_key``, or the suite's own
+      (``task.suite``) when it is ``None``;
+    * start from official initial state ``seed`` (``task.reset(init_index=seed)``;
+      seeds from 50 on wrap round), then send ``C.WAIT_ACTION`` for
+      ``C.NUM_WAIT_STEPS`` steps while the objects settle;
     * each of the ``steps`` steps: prepare the image from ``task.frame(obs)``
       (``C.prepare_image``, with or without the flip), ask the policy, convert
       the gripper (``C.postprocess_gripper``), step the simulator, and yield
       ``step_record(step, image, action, reward, tag)``.
+
+    Write it yourself: ``vla_ch2.loop.run_episode`` is the library's version of
+    this loop, the one ``vla-ch2 check`` compares yours with step by step.
     """
     raise NotImplementedError("write the loop: seed, prompt and key, reset and wait, then one record per step")
 
@@ -111,7 +116,7 @@ def is_no_flip(run) -> bool:
 PREDICATES = {"bad_prompt": is_bad_prompt, "bad_unnorm": is_bad_unnorm, "no_flip": is_no_flip}
 
 
-# --- 4. The same questions asked relative to the baseline ---------------------------------------
+# --- 3. The same questions asked relative to the baseline ---------------------------------------
 #
 # Run the chapter's predicates on your own four logs first (``main`` prints what fires): on LIBERO
 # they misfire. Then ask the chapter's questions against the baseline of the same drills. These
@@ -140,7 +145,7 @@ RELATIVE_PREDICATES = {"bad_prompt": is_bad_prompt_relative, "bad_unnorm": is_ba
                        "no_flip": is_no_flip_relative}
 
 
-# --- 5. Four runs into drills/, then which predicates fire on each -----------------------------
+# --- 4. Four runs into drills/, then which predicates fire on each -----------------------------
 
 
 def main(steps: int = STEPS, seed: int = SEED, out_dir: Path = OUT_DIR) -> None:

@@ -105,7 +105,7 @@ def is_no_flip(run) -> bool:
 PREDICATES = {"bad_prompt": is_bad_prompt, "bad_unnorm": is_bad_unnorm, "no_flip": is_no_flip}
 
 
-# --- 4. The same questions asked relative to the baseline ---------------------------------------
+# --- 3. The same questions asked relative to the baseline ---------------------------------------
 #
 # Run the chapter's predicates on your own four logs first: on LIBERO they misfire (LIBERO
 # actions are controller inputs in [-1, 1], and Bridge statistics shrink them). These three
@@ -150,7 +150,7 @@ RELATIVE_PREDICATES = {"bad_prompt": is_bad_prompt_relative, "bad_unnorm": is_ba
                        "no_flip": is_no_flip_relative}
 
 
-# --- 5. Four runs into drills/, then which predicates fire on each -----------------------------
+# --- 4. Four runs into drills/, then which predicates fire on each -----------------------------
 
 
 def _verdict(tag: str, fired: list) -> str:

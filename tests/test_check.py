@@ -182,7 +182,7 @@ MUTANTS = [
      "return bool(ratio > factor)",
      {"bad_unnorm_relative_on_real_drills": "returned False on the bad_unnorm drill",
       "no_flip_relative_on_real_drills": "returned True on the bad_unnorm drill",
-      "relative_predicates_together": "none of the relative predicates fires"}),
+      "relative_predicates_together": "no_flip fires; exactly one should: bad_unnorm"}),
     ("2.x.1", "mean instead of median for stillness", "    return _median_arm_norm(run) < stillness",
      "    return float(np.linalg.norm(_actions(run)[:, :6], axis=1).mean()) < stillness",
      {"bad_prompt_relative_on_real_drills": "bad_prompt drill of seed 0", "relative_predicates_together": "none of"}),
@@ -190,6 +190,12 @@ MUTANTS = [
      "        return False\n    return _median_arm_norm(run) < stillness",
      "        return _median_arm_norm(run) < stillness and not _rewarded(run)\n    return _median_arm_norm(run) < stillness",
      {"bad_prompt_relative_on_real_drills": "fired on the baseline itself"}),
+    ("2.x.1", "prompt and flip swapped", ("    return _median_arm_norm(run) < stillness",
+                                          "    return _median_arm_norm(run) >= stillness"),
+     ("    return _median_arm_norm(run) >= stillness", "    return _median_arm_norm(run) < stillness"),
+     {"bad_prompt_relative_on_real_drills": "returned True on the no_flip drill",
+      "no_flip_relative_on_real_drills": "returned False on the no_flip drill",
+      "relative_predicates_together": "bad_prompt fires; exactly one should: no_flip"}),
     ("2.x.1", "no_flip does not ask for motion", "    return _median_arm_norm(run) >= stillness",
      "    return True", {"no_flip_relative_on_real_drills": "bad_prompt drill of seed 0",
                         "relative_predicates_together": "bad_prompt and no_flip fire"}),
@@ -250,11 +256,18 @@ SIM_MUTANTS = [
 ]
 
 
-def _mutate(tmp_path: Path, exercise: str, old: str, new: str) -> Path:
+def _mutate(tmp_path: Path, exercise: str, old, new) -> Path:
+    """The solution with ``old`` replaced by ``new``, or each of a tuple of texts by its counterpart (at once)."""
     source = (REPO / FILES[exercise][1]).read_text(encoding="utf-8")
-    assert source.count(old) == 1, f"mutant text {old!r} must occur exactly once in {FILES[exercise][1]}"
+    olds, news = (old, new) if isinstance(old, tuple) else ((old,), (new,))
+    marks = [f"\0{i}\0" for i in range(len(olds))]
+    for before, mark in zip(olds, marks):
+        assert source.count(before) == 1, f"mutant text {before!r} must occur exactly once in {FILES[exercise][1]}"
+        source = source.replace(before, mark)
+    for mark, after in zip(marks, news):
+        source = source.replace(mark, after)
     path = tmp_path / Path(FILES[exercise][1]).name
-    path.write_text(source.replace(old, new), encoding="utf-8")
+    path.write_text(source, encoding="utf-8")
     return path
 
 

@@ -65,13 +65,13 @@ def write_results(results: list[TestResult], path, notes: list[str] = ()) -> Pat
 
 
 def report(results: list[TestResult], console, notes: list[str] = ()) -> None:
-    """Print one line per test (PASS/FAIL, points, name), the hint under a failure, then the total."""
+    """Print one line per test (PASS/FAIL, points, name), the hint or feedback under it, then the total."""
     width = max((len(r.name) for r in results), default=0)
     for r in results:
         status = ("PASS", "green") if r.passed else ("FAIL", "red")
         console.print(Text.assemble(status, "  ", r.name.ljust(width), f"  {r.score}/{r.max_score}"),
                       highlight=False, soft_wrap=True)
-        if not r.passed and r.output:
+        if r.output:  # a hint under a failure; what a free-text grader credited, and on whose authority
             console.print(f"      {r.output}", markup=False, highlight=False, soft_wrap=True)
     for note in notes:
         console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)

@@ -473,7 +473,7 @@ def _grade_diagnostic(parts: _Parts, cause: Optional[str], rubric: SentenceRubri
     if matched:
         sources = {d.source for d in matched}
         return True, "chapter" if "chapter" in sources else "measured", [
-            f"Diagnostic: correct, {_authority(sources)}."] + notes
+            f"Diagnostic: it is the signature of the cause you named, {_authority(sources)}."] + notes
     own = [d for d in rubric.diagnostics if d.cause == cause]
     best = max(own, key=lambda d: sum(g.matches(text) for g in d.groups))
     missing = [g.hint for g in best.groups if not g.matches(text)]
@@ -617,7 +617,8 @@ def sentence_results(result: dict) -> tuple[list, list[str]]:
         mine = [s for s in result["sentences"] if s.get("symptom") == sid]
         ok = any(s["cause_ok"] and s["diagnostic_ok"] for s in mine)
         if ok:
-            output = ""
+            credited = next(s for s in mine if s["cause_ok"] and s["diagnostic_ok"])
+            output = credited.get("feedback", "")
         elif not mine:
             output = f"no sentence is about the robot that {symptom.label}"
         else:

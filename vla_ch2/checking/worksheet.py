@@ -712,5 +712,5 @@ def worksheet_results(result: dict) -> tuple[list, list[str]]:
             parts.append(box["feedback"])
         ok = bool(box["ok"])
         hint = ". ".join(part.strip().rstrip(".") for part in parts) + "." if parts else ""
-        tests.append(TestResult(f"box {number}: {box['box']}", int(ok), 1, "" if ok else hint))
+        tests.append(TestResult(f"box {number}: {box['box']}", int(ok), 1, box.get("feedback", "") if ok else hint))
     return tests, list(result.get("notes", []))
