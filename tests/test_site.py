@@ -308,3 +308,22 @@ def test_build_script_prints_how_to_open_the_site():
     script = (REPO / "scripts" / "build_site.sh").read_text(encoding="utf-8")
     assert "mkdocs.instructor.yml" in script and "--strict" in script
     assert "python -m http.server -d site 8000" in script
+
+
+def test_public_site_is_light_and_keeps_raw_logs_out(builds):
+    site = builds["public"]
+    size = sum(p.stat().st_size for p in site.rglob("*") if p.is_file())
+    assert size < 20 * 1024**2, f"the public site is {size / 1024**2:.1f} MB; the goal is under 20 MB"
+    assert not list(site.rglob("*.jsonl")), "raw step logs belong in the repository, not on the site"
+
+
+@pytest.mark.parametrize("name,shown", [
+    ("inside-predict-action", "action tokens are ids"),
+    ("reading-drill-logs", "steps per run"),
+    ("how-many-episodes", "episodes for 80 %"),
+])
+def test_notebook_pages_show_real_outputs_and_offer_the_notebook(builds, name, shown):
+    page = builds["public"] / "notebooks" / name / "index.html"
+    html = page.read_text(encoding="utf-8")
+    assert shown in html, f"{name}: the page does not show the notebook's outputs"
+    assert (page.parent / f"{name}.ipynb").is_file() and f"{name}.ipynb" in html, f"{name}: no download"

@@ -118,6 +118,8 @@ class OpenVLAPolicy:
         self.decoding = DecodingWatcher(self.vla)
         #: Mean probability the model gave the action tokens it emitted at the last call (None: not measurable).
         self.last_token_prob: float | None = None
+        #: The last call's action tokens: (token id, probability) per action dimension (None: not measurable).
+        self.last_tokens: list[tuple[int, float]] | None = None
 
     def _load_local_statistics(self, model: str) -> None:
         """A ``dataset_statistics.json`` beside the weights overrides ``vla.norm_stats`` (OU ``get_vla``)."""
@@ -149,6 +151,7 @@ class OpenVLAPolicy:
             action = np.asarray(
                 self.vla.predict_action(**inputs, unnorm_key=self.resolve_key(unnorm_key), do_sample=False),
                 dtype=np.float64).reshape(-1)
+        self.last_tokens = self.decoding.steps(len(action))
         self.last_token_prob = self.decoding.token_prob(len(action))
         return action
 
@@ -174,8 +177,8 @@ class DecodingWatcher:
         """Forget earlier passes; call before each decode."""
         self._logits.clear()
 
-    def token_prob(self, n: int) -> float | None:
-        """Mean over the first ``n`` decoding steps of the chosen (most probable) token's probability.
+    def steps(self, n: int) -> list[tuple[int, float]] | None:
+        """The first ``n`` decoding steps: (chosen token id, its probability), the chosen being the most probable.
 
         ``None`` when the model has no ``lm_head`` or made fewer than ``n`` passes.
         """
@@ -183,9 +186,17 @@ class DecodingWatcher:
             return None
         import torch
 
-        steps = torch.cat(self._logits[:n]).float()
+        probabilities = torch.cat(self._logits[:n]).float().softmax(-1).max(-1)
+        return [(int(i), float(p)) for i, p in zip(probabilities.indices, probabilities.values)]
+
+    def token_prob(self, n: int) -> float | None:
+        """Mean over the first ``n`` decoding steps of the chosen (most probable) token's probability.
+
+        ``None`` when the model has no ``lm_head`` or made fewer than ``n`` passes.
+        """
+        steps = self.steps(n)
         self.clear()
-        return float(steps.softmax(-1).max(-1).values.mean())
+        return None if steps is None else float(np.mean([p for _, p in steps], dtype=np.float64))
 
 
 def add_bridge_statistics(norm_stats: dict) -> dict:
