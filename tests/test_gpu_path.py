@@ -61,3 +61,28 @@ def test_a_large_checkpoint_is_refused_on_a_cpu_unless_asked_for(tmp_path):
     with pytest.raises(Exception) as later:  # asked for: it goes on to load (and fails on the fake weights)
         load_policy(str(checkpoint), device="cpu")
     assert "GiB of weights" not in str(later.value)
+
+
+def test_the_openvla_extra_imports_and_loads_an_openvla_shaped_checkpoint(tmp_path):
+    """With ``.[openvla]`` installed, remote code that imports timm and torchvision (as OpenVLA's does) loads."""
+    import shutil
+
+    import numpy as np
+
+    pytest.importorskip("timm")
+    pytest.importorskip("torchvision")
+    source = REPO / "vla_ch2" / "checkpoints" / "teaching-vla-libero-object"
+    checkpoint = tmp_path / "openvla-shaped"
+    shutil.copytree(source, checkpoint)
+    modeling = checkpoint / "modeling_teachvla.py"
+    text = modeling.read_text(encoding="utf-8")
+    modeling.write_text(text.replace("import numpy as np", "import numpy as np\nimport timm  # as OpenVLA's prismatic code\n"
+                                     "import torchvision.transforms  # ditto", 1), encoding="utf-8")
+    policy = load_policy(str(checkpoint))
+    action = policy.predict(np.full((224, 224, 3), 127, dtype=np.uint8), "In: What action should the robot take to "
+                            "pick up the alphabet soup and place it in the basket?\nOut:", "libero_object")
+    assert action.shape == (7,) and np.all(np.isfinite(action))
+    import timm
+    import torchvision
+
+    assert timm.__version__ == "0.9.10" and torchvision.__version__.startswith("0.28")

@@ -16,6 +16,7 @@ import importlib.util
 import json
 import os
 import socket
+import sys
 import urllib.parse
 import warnings
 from pathlib import Path
@@ -72,6 +73,48 @@ def hub_unreachable(timeout: float = HUB_TIMEOUT_S) -> str | None:
             return None
     except OSError as exc:
         return f"{parsed.hostname}:{port}: {exc.strerror or type(exc).__name__}"
+
+
+def torchvision_without_ops() -> None:
+    """Let ``import torchvision`` succeed where its compiled operators cannot load (a CPU-only torch).
+
+    OpenVLA's remote code imports ``timm``, which imports ``torchvision``. The
+    index's torchvision wheels are CUDA builds; beside a CPU-only torch their
+    compiled operators cannot load, and torchvision 0.28's import then fails on
+    two unguarded registrations (``torchvision::nms`` and ``::qnms``: "operator
+    torchvision::nms does not exist"). Declaring the two operators' signatures
+    (no implementation) lets the import finish; OpenVLA never calls them, and a
+    call would fail with PyTorch's own "no kernel" error. Does nothing when
+    torchvision is absent or its operators load.
+    """
+    import importlib.util
+
+    import torch
+
+    if importlib.util.find_spec("torchvision") is None or "torchvision" in sys.modules:
+        return
+    try:
+        torch.ops.torchvision.nms  # noqa: B018 - present once torchvision's own operators are loaded
+        return
+    except (AttributeError, RuntimeError):
+        pass
+    spec = importlib.util.find_spec("torchvision")
+    compiled = sorted(Path(spec.origin).parent.glob("_C*.so")) if spec and spec.origin else []
+    try:
+        if compiled:
+            torch.ops.load_library(str(compiled[0]))
+            return
+    except (OSError, RuntimeError):
+        pass  # a CUDA build beside a CPU torch: declare the two signatures instead
+    global _TORCHVISION_STUBS
+    if _TORCHVISION_STUBS is None:
+        _TORCHVISION_STUBS = torch.library.Library("torchvision", "DEF")
+        for name in ("nms", "qnms"):
+            _TORCHVISION_STUBS.define(f"{name}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+
+
+#: The library object holding the two declared signatures (kept alive for the process).
+_TORCHVISION_STUBS = None
 
 
 def _cached_snapshot(model: str) -> str | None:
@@ -152,6 +195,7 @@ class OpenVLAPolicy:
             kwargs["attn_implementation"] = "flash_attention_2"
         if load_in_8bit or load_in_4bit:
             kwargs["load_in_8bit" if load_in_8bit else "load_in_4bit"] = True
+        torchvision_without_ops()
         try:
             with warnings.catch_warnings():
                 # transformers 4.40.1 (the version OpenVLA's code is validated on) loads remote code with
