@@ -54,7 +54,10 @@ def _progress() -> Progress:
                     TimeRemainingColumn(), console=err, transient=False)
 
 
-def _policy(model: Optional[str], trust_remote_code: bool):
+DEVICE_HELP = "cuda:0 or cpu (default: a CUDA GPU when there is one); cpu also loads a large checkpoint on a CPU"
+
+
+def _policy(model: Optional[str], trust_remote_code: bool, device: Optional[str] = None):
     import torch
 
     from vla_ch2.policy import load_policy
@@ -62,7 +65,7 @@ def _policy(model: Optional[str], trust_remote_code: bool):
     if not torch.cuda.is_available():
         torch.set_num_threads(1)  # a small model on a CPU: threads cost more than they give
     with err.status(f"loading {model or 'the teaching model'}"):
-        return load_policy(model, trust_remote_code=True if trust_remote_code else None)
+        return load_policy(model, trust_remote_code=True if trust_remote_code else None, device=device)
 
 
 @app.command()
@@ -78,6 +81,7 @@ def episode(
     unnorm_key: Optional[str] = typer.Option(None, help="statistics key (default: the suite's own)"),
     model: Optional[str] = typer.Option(None, help=MODEL_HELP),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="allow a hub checkpoint's own code"),
+    device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
     tag: str = typer.Option("baseline", help="tag written into every log line"),
 ):
     """Run one episode of the OpenVLA-on-LIBERO loop and log every step."""
@@ -90,7 +94,7 @@ def episode(
     if steps is not None and steps <= 0:
         raise ValueError(f"--steps must be a positive number of policy steps, got {steps}")
     quiet_robosuite()
-    policy = _policy(model, trust_remote_code)
+    policy = _policy(model, trust_remote_code, device)
     policy.resolve_key(toggles.key_for(suite))  # fail before the simulator starts
     result = EpisodeResult(seed=seed)
     partial = out.with_name(out.name + ".partial")
@@ -111,6 +115,7 @@ def drills(
     out: Path = typer.Option(Path("drills"), "--out", help="directory for the four logs"),
     model: Optional[str] = typer.Option(None, help=MODEL_HELP),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code"),
+    device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
     seed: int = typer.Option(0, help="initial state and generator seed"),
     steps: int = typer.Option(500, help="policy steps per run (no early stop)"),
     suite: str = typer.Option("libero_object"),
@@ -127,7 +132,7 @@ def drills(
     if steps <= 0:
         raise ValueError(f"--steps must be positive, got {steps}")
     quiet_robosuite()
-    policy = _policy(model, trust_remote_code)
+    policy = _policy(model, trust_remote_code, device)
     settings = DrillSettings(model=model or DEFAULT_MODEL_NAME, suite=suite, task=task, seed=seed, steps=steps)
     with _progress() as bar:
         jobs = {tag: bar.add_task(tag, total=steps) for tag in DRILLS}
@@ -221,11 +226,19 @@ def sweep(
 
         def progress(row, rows):
             wins = sum(r["success"] for r in rows)
-            bar.update(job, advance=1, description=f"episodes (success {wins}/{len(rows)})")
+            errors = sum(1 for r in rows if r.get("error"))
+            bar.update(job, advance=1, description=f"episodes (success {wins}/{len(rows)}"
+                                                   + (f", {errors} errored)" if errors else ")"))
+            if row.get("error"):
+                err.print(f"episode {row['seed']} raised an error, counted as a failure: {row['error']}")
 
         summary = run_sweep(out, settings, episodes=episodes, workers=workers, shard=(index, count), progress=progress)
     console.print(f"success rate {100 * summary['success_rate']:.1f} % +- {100 * summary['standard_error']:.1f} "
                   f"over {summary['episodes']} episodes")
+    if summary.get("errored"):
+        err.print(f"[bold yellow]{summary['errored']} episode(s) raised an error and count as failures[/] (seeds "
+                  f"{', '.join(map(str, summary['errored_seeds']))}; the error is in each one's line of "
+                  f"{out / 'episodes.jsonl'})")
     console.print(summary["verdict"])
 
 

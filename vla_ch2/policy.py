@@ -14,6 +14,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import socket
+import sys
+import urllib.parse
 import warnings
 from pathlib import Path
 from typing import Protocol
@@ -38,6 +42,89 @@ class Policy(Protocol):
 
 class ModelLoadError(RuntimeError):
     """A checkpoint could not be loaded; the message says what to do."""
+
+
+#: Without a CUDA GPU, a checkpoint whose weights exceed this many bytes is refused unless the
+#: CPU is asked for explicitly (``device="cpu"``, ``--device cpu``): OpenVLA-7B holds 15 GB of
+#: bfloat16 weights, which a CPU would load as 30 GB of float32 and run at minutes per action.
+CPU_WEIGHTS_LIMIT = 2 * 1024**3
+#: Seconds to wait for the model hub before saying it cannot be reached.
+HUB_TIMEOUT_S = 3.0
+
+
+def weights_bytes(directory: str | Path) -> int:
+    """Bytes of model weights (``*.safetensors``, ``*.bin``) in a checkpoint directory."""
+    return sum(p.stat().st_size for pattern in ("*.safetensors", "*.bin") for p in Path(directory).glob(pattern))
+
+
+def hub_endpoint() -> str:
+    """The model hub this machine would download from (``HF_ENDPOINT`` or huggingface.co)."""
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+
+
+def hub_unreachable(timeout: float = HUB_TIMEOUT_S) -> str | None:
+    """Why the model hub cannot be reached (offline mode, no route, no answer), or None if it answers."""
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return "HF_HUB_OFFLINE is set"
+    parsed = urllib.parse.urlparse(hub_endpoint())
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=timeout):
+            return None
+    except OSError as exc:
+        return f"{parsed.hostname}:{port}: {exc.strerror or type(exc).__name__}"
+
+
+def torchvision_without_ops() -> None:
+    """Let ``import torchvision`` succeed where its compiled operators cannot load (a CPU-only torch).
+
+    OpenVLA's remote code imports ``timm``, which imports ``torchvision``. The
+    index's torchvision wheels are CUDA builds; beside a CPU-only torch their
+    compiled operators cannot load, and torchvision 0.28's import then fails on
+    two unguarded registrations (``torchvision::nms`` and ``::qnms``: "operator
+    torchvision::nms does not exist"). Declaring the two operators' signatures
+    (no implementation) lets the import finish; OpenVLA never calls them, and a
+    call would fail with PyTorch's own "no kernel" error. Does nothing when
+    torchvision is absent or its operators load.
+    """
+    import importlib.util
+
+    import torch
+
+    if importlib.util.find_spec("torchvision") is None or "torchvision" in sys.modules:
+        return
+    try:
+        torch.ops.torchvision.nms  # noqa: B018 - present once torchvision's own operators are loaded
+        return
+    except (AttributeError, RuntimeError):
+        pass
+    spec = importlib.util.find_spec("torchvision")
+    compiled = sorted(Path(spec.origin).parent.glob("_C*.so")) if spec and spec.origin else []
+    try:
+        if compiled:
+            torch.ops.load_library(str(compiled[0]))
+            return
+    except (OSError, RuntimeError):
+        pass  # a CUDA build beside a CPU torch: declare the two signatures instead
+    global _TORCHVISION_STUBS
+    if _TORCHVISION_STUBS is None:
+        _TORCHVISION_STUBS = torch.library.Library("torchvision", "DEF")
+        for name in ("nms", "qnms"):
+            _TORCHVISION_STUBS.define(f"{name}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+
+
+#: The library object holding the two declared signatures (kept alive for the process).
+_TORCHVISION_STUBS = None
+
+
+def _cached_snapshot(model: str) -> str | None:
+    """The local copy of hub id ``model`` in the Hugging Face cache, if one was downloaded before."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(model, local_files_only=True)
+    except Exception:  # noqa: BLE001 - not cached (or no huggingface_hub): there is no local copy
+        return None
 
 
 def _checkpoint_hint(model: str) -> str:
@@ -88,8 +175,18 @@ class OpenVLAPolicy:
                 f"{model} is not a local directory; loading it runs the checkpoint's own code. "
                 "Read it first, then pass --trust-remote-code (trust_remote_code=True)."
             )
+        if not local:
+            model = self._reach_hub(model)  # a hub id: a cached copy, or the hub must answer (in seconds)
         if (load_in_8bit or load_in_4bit) and not torch.cuda.is_available():
             raise ModelLoadError("8-bit and 4-bit loading need a CUDA GPU and bitsandbytes")
+        if device is None and not torch.cuda.is_available():
+            size = weights_bytes(model) if Path(model).is_dir() else 0
+            if size > CPU_WEIGHTS_LIMIT:
+                raise ModelLoadError(
+                    f"{model} holds {size / 1024**3:.1f} GiB of weights and this machine has no CUDA GPU: on the "
+                    f"CPU it would load in float32 (about {2 * size / 1024**3:.0f} GiB of memory) and take minutes "
+                    "per action. Run it on a GPU, or pass --device cpu (device='cpu') to load it here anyway."
+                )
         self.device = torch.device(device or ("cuda:0" if torch.cuda.is_available() else "cpu"))
         # bfloat16 on a GPU as OpenVLA's evaluation; float32 on a CPU, where bfloat16 is slow.
         self.dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
@@ -98,6 +195,7 @@ class OpenVLAPolicy:
             kwargs["attn_implementation"] = "flash_attention_2"
         if load_in_8bit or load_in_4bit:
             kwargs["load_in_8bit" if load_in_8bit else "load_in_4bit"] = True
+        torchvision_without_ops()
         try:
             with warnings.catch_warnings():
                 # transformers 4.40.1 (the version OpenVLA's code is validated on) loads remote code with
@@ -120,6 +218,21 @@ class OpenVLAPolicy:
         self.last_token_prob: float | None = None
         #: The last call's action tokens: (token id, probability) per action dimension (None: not measurable).
         self.last_tokens: list[tuple[int, float]] | None = None
+
+    @staticmethod
+    def _reach_hub(model: str) -> str:
+        """A hub id's local copy if cached, else the id itself once the hub has answered; a clear error otherwise."""
+        cached = _cached_snapshot(model)
+        if cached is not None:
+            return cached
+        reason = hub_unreachable()
+        if reason is not None:
+            raise ModelLoadError(
+                f"'{model}' is a model-hub id, but the hub ({hub_endpoint()}) cannot be reached from this machine "
+                f"({reason}) and no copy of it is in the local cache. Download it where the hub is reachable "
+                f"(huggingface-cli download {model} --local-dir DIR), copy DIR here and pass it with --model DIR."
+            )
+        return model
 
     def _load_local_statistics(self, model: str) -> None:
         """A ``dataset_statistics.json`` beside the weights overrides ``vla.norm_stats`` (OU ``get_vla``)."""

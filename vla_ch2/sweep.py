@@ -121,18 +121,34 @@ def _episode_worker(job_queue, result_queue, settings: dict, out_dir: str) -> No
     from vla_ch2.policy import load_policy
 
     quiet_robosuite()
-    policy = load_policy(settings["model"])
-    task = LiberoTask(settings["suite"], settings["task"])
+    try:
+        policy = load_policy(settings["model"])
+        task = LiberoTask(settings["suite"], settings["task"])
+    except Exception as exc:  # noqa: BLE001 - nothing can run: report, then let the parent stop the sweep
+        result_queue.put(("error", f"{type(exc).__name__}: {exc}"))
+        return
     try:
         while True:
             seed = job_queue.get()
             if seed is None:
                 break
-            result_queue.put(("done", run_one(task, policy, seed, Path(out_dir), settings.get("max_steps"))))
-    except Exception as exc:  # report, then let the parent stop the sweep
+            try:
+                row = run_one(task, policy, seed, Path(out_dir), settings.get("max_steps"))
+            except Exception as exc:  # noqa: BLE001 - OpenVLA's evaluation counts it as a failure and goes on
+                row = errored_row(seed, exc)
+                task.close()  # the simulator may be in any state now: start the next episode on a fresh one
+                task = LiberoTask(settings["suite"], settings["task"])
+            result_queue.put(("done", row))
+    except Exception as exc:  # noqa: BLE001 - the simulator could not be rebuilt: report, stop the sweep
         result_queue.put(("error", f"{type(exc).__name__}: {exc}"))
     finally:
         task.close()
+
+
+def errored_row(seed: int, exc: BaseException) -> dict:
+    """The episode line of an episode that raised: a failure, with the error's text (never dropped)."""
+    return {"seed": seed, "success": False, "final_reward": 0.0, "steps": 0, "first_close_step": None,
+            "wall_s": 0.0, "error": f"{type(exc).__name__}: {exc}"[:500]}
 
 
 def run_one(task, policy, seed: int, out_dir: Path, max_steps: int | None = None) -> dict:
@@ -246,13 +262,15 @@ def summarise(rows: list[dict], settings: SweepSettings) -> dict:
     if n == 0:
         raise SweepError("no finished episodes to summarise")
     successes = sum(1 for r in rows if r["success"])
+    errored = sorted(r["seed"] for r in rows if r.get("error"))
     rate, se = successes / n, standard_error(successes, n)
     reference = reference_for(settings)
     walls = [r["wall_s"] for r in rows]
     return {
         **asdict(settings),
         "episodes": n, "successes": successes, "success_rate": rate, "standard_error": se,
-        "reference": reference, "verdict": verdict(rate, se, reference),
+        "reference": reference, "verdict": verdict(rate, se, reference), "errored": len(errored),
+        "errored_seeds": errored,
         "mean_steps": float(np.mean([r["steps"] for r in rows])), "mean_wall_s": float(np.mean(walls)),
         "seeds": sorted(r["seed"] for r in rows),
     }

@@ -1,0 +1,93 @@
+"""An episode that raises inside a sweep is recorded as a failure with its error, and the sweep goes on.
+
+OpenVLA's LIBERO evaluation counts an episode that raises as a failure and
+continues; a sweep must never stop, nor drop the episode silently. The worker
+loop is exercised in-process with a stand-in simulator and policy (no LIBERO).
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+
+import numpy as np
+
+from vla_ch2 import sweep
+
+
+class FakeTask:
+    """Just enough of LiberoTask for the loop: a flat grey scene that never ends."""
+
+    suite, language, max_steps = "libero_object", "pick up the soup", 3
+    built = 0
+
+    def __init__(self, *args):
+        FakeTask.built += 1
+        self.index = None
+
+    def reset(self, init_index=None, layout_seed=None):
+        self.index = init_index
+        return {}
+
+    def step(self, action):
+        return {}, 0.0, False, {}
+
+    def frame(self, obs):
+        return np.full((256, 256, 3), 120, dtype=np.uint8)
+
+    def close(self):
+        pass
+
+
+class FailingPolicy:
+    """Raises on every call during episode 1, as a CUDA out-of-memory error would."""
+
+    def __init__(self, task_of):
+        self.task_of = task_of
+
+    def predict(self, image, prompt, unnorm_key):
+        if self.task_of().index == 1:
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return np.array([0.1, 0, 0, 0, 0, 0, 1.0])
+
+
+def test_an_episode_that_raises_is_a_failure_with_its_error_and_the_sweep_goes_on(tmp_path, monkeypatch):
+    tasks: list[FakeTask] = []
+
+    def make_task(*args):
+        tasks.append(FakeTask(*args))
+        return tasks[-1]
+
+    monkeypatch.setattr("vla_ch2.env.LiberoTask", make_task)
+    monkeypatch.setattr("vla_ch2.policy.load_policy", lambda model: FailingPolicy(lambda: tasks[-1]))
+    jobs, results = queue.Queue(), queue.Queue()
+    for seed in (0, 1, 2, None):
+        jobs.put(seed)
+    settings = {"model": "unused", "suite": "libero_object", "task": 0, "max_steps": 3}
+    sweep._episode_worker(jobs, results, settings, str(tmp_path))
+    rows = [results.get_nowait() for _ in range(3)]
+    assert [kind for kind, _ in rows] == ["done", "done", "done"]
+    by_seed = {row["seed"]: row for _, row in rows}
+    assert by_seed[1]["success"] is False and "CUDA out of memory (simulated)" in by_seed[1]["error"]
+    assert "error" not in by_seed[0] and "error" not in by_seed[2] and by_seed[2]["steps"] == 3
+    assert len(tasks) == 2  # a fresh simulator after the error
+
+    # The episode line keeps the error, the summary counts it, and a resumed sweep reads it back.
+    (tmp_path / sweep.EPISODES).write_text("".join(json.dumps(row) + "\n" for _, row in rows), encoding="utf-8")
+    settings_obj = sweep.SweepSettings(model="unused", max_steps=3)
+    summary = sweep.summarise(sweep.read_episodes(tmp_path), settings_obj)
+    assert summary["episodes"] == 3 and summary["successes"] == 0
+    assert summary["errored"] == 1 and summary["errored_seeds"] == [1]
+
+
+def test_a_worker_that_cannot_start_reports_instead_of_hanging(tmp_path, monkeypatch):
+    def broken(*args):
+        raise FileNotFoundError("no LIBERO assets")
+
+    monkeypatch.setattr("vla_ch2.env.LiberoTask", broken)
+    monkeypatch.setattr("vla_ch2.policy.load_policy", lambda model: object())
+    jobs, results = queue.Queue(), queue.Queue()
+    jobs.put(0)
+    sweep._episode_worker(jobs, results, {"model": "x", "suite": "libero_object", "task": 0}, str(tmp_path))
+    kind, message = results.get_nowait()
+    assert kind == "error" and "no LIBERO assets" in message
