@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from vla_ch2.drills import COMBINED, DrillSettings, completed_runs, run_drills
@@ -144,3 +145,15 @@ def test_drills_then_verify_from_the_command_line(tmp_path, random_checkpoint):
     instrumented = verify_directory(out, mode="instrumented")["runs"]
     assert instrumented["no_flip"]["fired"]["no_flip"] and instrumented["bad_unnorm"]["fired"]["bad_unnorm"]
     assert not any(instrumented["baseline"]["fired"].values())
+
+
+def test_rollout_clips_are_animated_webp_at_the_render_size(tmp_path):
+    from PIL import Image
+
+    from vla_ch2.plots import save_video
+
+    frames = [np.full((256, 256, 3), 10 * k, dtype=np.uint8) for k in range(20)]
+    out = save_video(frames, tmp_path / "clip.gif")  # the suffix is the clip's kind: WebP
+    assert out.suffix == ".webp"
+    with Image.open(out) as clip:
+        assert clip.size == (256, 256) and clip.is_animated and clip.n_frames == 4

@@ -136,7 +136,7 @@ def _corpus(site: Path) -> dict[str, str]:
     """Relative path -> every view of that file, joined and whitespace-collapsed."""
     corpus = {}
     for path in sorted(site.rglob("*")):
-        if path.is_file() and path.suffix not in {".png", ".jpg", ".jpeg", ".gif", ".ico", ".woff", ".woff2", ".gz"}:
+        if path.is_file() and path.suffix not in {".png", ".jpg", ".jpeg", ".gif", ".webp", ".ico", ".woff", ".woff2", ".gz"}:
             corpus[path.relative_to(site).as_posix()] = "\n".join(_norm(v) for v in _views(path))
     return corpus
 

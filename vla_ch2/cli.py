@@ -121,7 +121,7 @@ def drills(
     suite: str = typer.Option("libero_object"),
     task: int = typer.Option(0),
     force: bool = typer.Option(False, "--force", help="redo runs that are already complete"),
-    videos: Optional[Path] = typer.Option(None, help="also save one GIF per run into this directory"),
+    videos: Optional[Path] = typer.Option(None, help="also save one animated WebP clip per run into this directory"),
 ):
     """Exercise 2.x.1: baseline, no_flip, bad_prompt, bad_unnorm, then the verdict table."""
     from vla_ch2.drills import DrillSettings, run_drills

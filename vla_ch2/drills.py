@@ -137,7 +137,7 @@ def run_drills(
             if frames:
                 from vla_ch2.plots import save_video
 
-                save_video(frames, Path(video_dir) / f"{tag}.gif")
+                save_video(frames, Path(video_dir) / f"{tag}.webp")
     finally:
         if task is not None:
             task.close()
