@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -49,7 +50,57 @@ def user_errors(func):
     return wrapper
 
 
-def _progress() -> Progress:
+class LineProgress:
+    """Progress as plain lines, for output that goes to a file or a pipe (a live bar would print nothing).
+
+    The same calls as :class:`rich.progress.Progress`; a line whenever a task
+    reaches another tenth of its total, or its description changes.
+    """
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.tasks: dict[int, dict] = {}
+        self.started = time.monotonic()
+
+    def __enter__(self) -> "LineProgress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def add_task(self, description: str, total: float | None = None, completed: float = 0) -> int:
+        task_id = len(self.tasks)
+        self.tasks[task_id] = {"description": description, "total": total, "completed": completed, "shown": -1}
+        self._show(task_id, force=True)
+        return task_id
+
+    def update(self, task_id: int, advance: float = 0, completed: float | None = None,
+               description: str | None = None, **_) -> None:
+        task = self.tasks[task_id]
+        changed = description is not None and description != task["description"]
+        task["completed"] = completed if completed is not None else task["completed"] + advance
+        task["description"] = description or task["description"]
+        self._show(task_id, force=changed)
+
+    def advance(self, task_id: int, advance: float = 1) -> None:
+        self.update(task_id, advance=advance)
+
+    def _show(self, task_id: int, force: bool = False) -> None:
+        task = self.tasks[task_id]
+        total = task["total"] or 0
+        tenth = int(10 * task["completed"] / total) if total else 0
+        if not force and tenth == task["shown"]:
+            return
+        task["shown"] = tenth
+        elapsed = int(time.monotonic() - self.started)
+        done = f"{task['completed']:g}/{total:g}" if total else f"{task['completed']:g}"
+        print(f"{task['description']}: {done} ({elapsed // 60}:{elapsed % 60:02d})", file=self.stream, flush=True)
+
+
+def _progress():
+    """A live progress bar on a terminal, plain lines when the output goes to a file or a pipe."""
+    if not err.is_terminal:
+        return LineProgress()
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     TimeRemainingColumn(), console=err, transient=False)
 
