@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, ".")
-from vla_ch2.teaching_model import CHECKPOINT_DIR, sha256  # noqa: E402
+from vla_ch2.factory.teaching_model import CHECKPOINT_DIR, sha256  # noqa: E402
 
 R = Path("docs/results")
 
@@ -72,7 +72,7 @@ def main() -> None:
         "",
         "## Data",
         "",
-        "A scripted expert reading privileged state (`vla_ch2.expert`) on fresh layouts sampled by LIBERO at reset "
+        "A scripted expert reading privileged state (`vla_ch2.factory.expert`) on fresh layouts sampled by LIBERO at reset "
         "(layout seeds from 100000; the 50 official initial states are never used for training). Failed demos "
         "dropped, no-op steps removed, frames rotated 180 degrees, passed through the loop's JPEG + Lanczos path. "
         "A share of the demonstrations executes the expert's action plus Gaussian noise (DART) while recording the "
@@ -88,7 +88,7 @@ def main() -> None:
     total_s = sum(d["seconds"] for d in demos)
     lines += [
         "",
-        f"Collection: `python -m vla_ch2.teaching_model demos --tasks 0 2 4 6 8 --per-task 14` and the same for tasks "
+        f"Collection: `python -m vla_ch2.factory.teaching_model demos --tasks 0 2 4 6 8 --per-task 14` and the same for tasks "
         f"1 3 5 7 9, two processes on a 2-core CPU machine, {total_s / 60:.0f} process-minutes in all.",
         "",
         "## Training",
@@ -101,7 +101,7 @@ def main() -> None:
         f"({train.get('relabelled_holds', 0)} labels; `relabel_holds`), because the expert's hold length is a counter "
         "the camera cannot see and cloning it taught an earlier model to hold forever. "
         f"Seed {train['seed']}. Ran on {train['device_name']} (torch {train['torch']}) in {train['train_seconds']:.0f} s: "
-        "`python -m vla_ch2.teaching_model tokenizer`, `... train`, `... export`. Final training log line: "
+        "`python -m vla_ch2.factory.teaching_model tokenizer`, `... train`, `... export`. Final training log line: "
         f"`{train['log'][-1]}`.",
         "",
         "## Results (real LIBERO, this checkpoint)",

@@ -3,10 +3,10 @@
 Usage: python scripts/tune_expert.py TASK [TASK ...] --dz 0.0 0.02 --layouts 2
 Prints success and steps per (task, grasp height, layout seed).
 """
-import argparse, time
+import argparse
 import numpy as np
 from vla_ch2.env import LiberoTask, quiet_robosuite
-from vla_ch2.expert import ScriptedExpert, ExpertConfig
+from vla_ch2.factory.expert import ScriptedExpert, ExpertConfig
 from vla_ch2 import conventions as C
 
 p = argparse.ArgumentParser()

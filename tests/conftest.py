@@ -20,7 +20,7 @@ def shipped_tokenizer() -> Path:
 @pytest.fixture(scope="session")
 def random_checkpoint(tmp_path_factory, shipped_tokenizer) -> Path:
     """An untrained checkpoint in the teaching model's format, made by the tests."""
-    from vla_ch2.teaching_model import make_random_checkpoint
+    from vla_ch2.factory.teaching_model import make_random_checkpoint
 
     return make_random_checkpoint(tmp_path_factory.mktemp("random_ckpt"), shipped_tokenizer, d_model=64,
                                   n_heads=2, n_layers=1, vision_dim=32)

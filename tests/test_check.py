@@ -61,7 +61,7 @@ def sim_model(tmp_path_factory):
     if tokenizer is None:
         pytest.skip("the embedded checkpoint has no weights yet and no tokenizer.json was found to build a "
                     "random one; set VLA_CH2_MODEL to a checkpoint directory")
-    from vla_ch2.teaching_model import make_random_checkpoint
+    from vla_ch2.factory.teaching_model import make_random_checkpoint
 
     out = make_random_checkpoint(tmp_path_factory.mktemp("random-checkpoint"), tokenizer)
     os.environ["VLA_CH2_MODEL"] = str(out)

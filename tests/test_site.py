@@ -49,7 +49,7 @@ EXERCISES = {
 EXPECTED_API_MODULES = (
     "conventions", "toggles", "policy", "loop", "logs", "drills", "predicates",
     "sweep", "plots", "taxonomy", "checking.command", "checking.sentences", "checking.worksheet", "checking.agreement",
-    "teaching_model", "expert",
+    "factory.teaching_model", "factory.expert", "factory.demos",
 )
 
 #: A line must be at least this long (whitespace collapsed) to count as distinctive.

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from vla_ch2.policy import DEFAULT_MODEL
-from vla_ch2.teaching_model import relabel_holds, sha256
+from vla_ch2.factory.teaching_model import relabel_holds, sha256
 
 
 def test_weights_hash_matches_the_card():

@@ -14,7 +14,7 @@ loaded like any OpenVLA checkpoint. This module makes it:
    OpenVLA's Llama 2 is);
 4. :func:`export_checkpoint`: writes the Hugging Face directory.
 
-``python -m vla_ch2.teaching_model --help`` lists the commands; the model card
+``python -m vla_ch2.factory.teaching_model --help`` lists the commands; the model card
 gives the exact ones used for the shipped weights.
 """
 
@@ -36,7 +36,7 @@ import numpy as np
 
 from vla_ch2 import conventions as C
 
-CHECKPOINT_DIR = Path(__file__).parent / "checkpoints" / "teaching-vla-libero-object"
+CHECKPOINT_DIR = Path(__file__).parents[1] / "checkpoints" / "teaching-vla-libero-object"
 SUITE_KEY = "libero_object_no_noops"
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>"]
 
@@ -163,7 +163,7 @@ def relabel_holds(env_actions: np.ndarray, episodes: np.ndarray, hold_steps: int
 
 def load_dataset(data_dir: Path, tokenizer, vocab_size: int, hold_steps: int | None = 7) -> dict:
     """All demos as JPEG frames, prompt token ids and action token ids."""
-    from vla_ch2.demos import load_task_demos
+    from vla_ch2.factory.demos import load_task_demos
 
     frames, prompts, tokens, all_actions, n_traj = [], [], [], [], 0
     prompt_cache, relabelled = {}, 0
@@ -183,7 +183,7 @@ def load_dataset(data_dir: Path, tokenizer, vocab_size: int, hold_steps: int | N
         frames += demo["frames"]
         prompts += [prompt_cache[language]] * len(actions)
     if not frames:
-        raise FileNotFoundError(f"{data_dir}: no task_*.npz demonstrations (run `python -m vla_ch2.teaching_model demos`)")
+        raise FileNotFoundError(f"{data_dir}: no task_*.npz demonstrations (run `python -m vla_ch2.factory.teaching_model demos`)")
     actions = np.concatenate(all_actions)
     stats = compute_statistics(actions, n_traj)
     a = stats["action"]
@@ -263,7 +263,7 @@ def train(
     import torch.nn.functional as F
     from tokenizers import Tokenizer
 
-    from vla_ch2.demos import decode_frame
+    from vla_ch2.factory.demos import decode_frame
 
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -422,7 +422,7 @@ def sha256(path: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """``demos``, ``tokenizer``, ``train`` and ``export``: the four steps that make the checkpoint."""
-    parser = argparse.ArgumentParser(prog="python -m vla_ch2.teaching_model", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m vla_ch2.factory.teaching_model", description=main.__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("demos", help="collect expert demonstrations on fresh layouts (CPU, LIBERO)")
     p.add_argument("--out", type=Path, default=Path("data/demos"))
@@ -450,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "demos":
-        from vla_ch2.demos import DemoConfig, collect_task
+        from vla_ch2.factory.demos import DemoConfig, collect_task
 
         args.out.mkdir(parents=True, exist_ok=True)
         cfg = DemoConfig(per_task=args.per_task, seed=args.seed)

@@ -25,7 +25,7 @@ from PIL import Image
 
 from vla_ch2 import conventions as C
 from vla_ch2.env import LiberoTask, quiet_robosuite
-from vla_ch2.expert import ScriptedExpert
+from vla_ch2.factory.expert import ScriptedExpert
 
 #: Layout seeds for demonstrations start here, far from anything evaluation uses.
 LAYOUT_SEED_BASE = 100_000
