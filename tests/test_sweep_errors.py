@@ -91,3 +91,32 @@ def test_a_worker_that_cannot_start_reports_instead_of_hanging(tmp_path, monkeyp
     sweep._episode_worker(jobs, results, {"model": "x", "suite": "libero_object", "task": 0}, str(tmp_path))
     kind, message = results.get_nowait()
     assert kind == "error" and "no LIBERO assets" in message
+
+
+def test_tasks_are_parsed_and_checked():
+    assert sweep.parse_tasks("all", 10) == list(range(10))
+    assert sweep.parse_tasks("0-2,7", 10) == [0, 1, 2, 7]
+    for bad in ("11", "x", "3-12", ""):
+        try:
+            sweep.parse_tasks(bad, 10)
+        except ValueError as exc:
+            assert "--tasks" in str(exc)
+        else:
+            raise AssertionError(f"{bad!r} was accepted")
+
+
+def test_the_suite_summary_pools_every_episode_and_keeps_the_per_task_rates(tmp_path):
+    outcomes = {0: [True] * 9 + [False], 1: [True] * 5 + [False] * 5, 2: [True] * 10}
+    for task, wins in outcomes.items():
+        folder = tmp_path / sweep.TASK_DIR.format(task=task)
+        folder.mkdir()
+        rows = [{"seed": s, "success": w, "final_reward": float(w), "steps": 100, "first_close_step": 40,
+                 "wall_s": 1.0} for s, w in enumerate(wins)]
+        rows[-1]["error"] = "RuntimeError: simulated" if task == 1 else None
+        (folder / sweep.EPISODES).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    summary = sweep.suite_summary(tmp_path, [0, 1, 2], "openvla/openvla-7b-finetuned-libero-object", "libero_object")
+    assert [t["success_rate"] for t in summary["tasks"]] == [0.9, 0.5, 1.0]
+    assert summary["episodes"] == 30 and summary["successes"] == 24 and summary["success_rate"] == 0.8
+    assert abs(summary["standard_error"] - (0.8 * 0.2 / 30) ** 0.5) < 1e-12
+    assert summary["reference"]["success_rate"] == 0.884 and summary["errored"] == 1
+    assert json.loads((tmp_path / sweep.SUITE_SUMMARY).read_text())["successes"] == 24

@@ -246,17 +246,20 @@ def show(directory: Path = typer.Argument(..., help="a drills directory")):
 def sweep(
     out: Path = typer.Option(..., "--out", help="sweep directory (resumable)"),
     suite: str = typer.Option("libero_object"),
-    task: int = typer.Option(0),
-    episodes: int = typer.Option(50, help="seeds 0..episodes-1"),
+    task: int = typer.Option(0, help="the task to sweep (see --tasks for several)"),
+    tasks: Optional[str] = typer.Option(None, help="several tasks: 'all', a range like 0-9 or a list like 0,2,7; "
+                                                   "each goes to OUT/task-T, then a per-task table and the suite "
+                                                   "average go to OUT/suite.json"),
+    episodes: int = typer.Option(50, help="seeds 0..episodes-1 (per task)"),
     workers: int = typer.Option(1, help="parallel processes, each with its own simulator and model"),
     shard: str = typer.Option("0/1", help="K/N: run only seeds with seed mod N == K"),
     steps: Optional[int] = typer.Option(None, help="cap policy steps per episode (default: the suite's limit)"),
     model: Optional[str] = typer.Option(None, help=MODEL_HELP),
 ):
-    """Exercise 2.x.2: success rate over many episodes, with its standard error."""
+    """Exercise 2.x.2: success rate over many episodes, with its standard error (one task, or several)."""
     from vla_ch2.env import suite_names
     from vla_ch2.policy import DEFAULT_MODEL_NAME, resolve_model
-    from vla_ch2.sweep import SweepSettings, read_episodes, run_sweep
+    from vla_ch2.sweep import TASK_DIR, SweepSettings, parse_tasks, read_episodes, run_sweep, suite_summary
 
     try:
         index, count = (int(x) for x in shard.split("/"))
@@ -269,28 +272,45 @@ def sweep(
         raise ValueError(f"unknown suite {suite!r}; choose one of {suite_names()}")
     if not Path(resolve_model(model)).is_dir():
         raise ValueError(f"--model {model!r}: the sweep's workers load local checkpoints only; download it first")
-    settings = SweepSettings(model=model or DEFAULT_MODEL_NAME, suite=suite, task=task, max_steps=steps)
+    from vla_ch2.conventions import N_TASKS
+
+    todo = parse_tasks(tasks, N_TASKS[suite]) if tasks is not None else [task]
+    name = model or DEFAULT_MODEL_NAME
     mine = [s for s in range(episodes) if s % count == index]
-    already = len([r for r in read_episodes(out) if r["seed"] in set(mine)]) if out.exists() else 0
-    with _progress() as bar:
-        job = bar.add_task("episodes", total=len(mine), completed=already)
+    for t in todo:
+        directory = out / TASK_DIR.format(task=t) if tasks is not None else out
+        settings = SweepSettings(model=name, suite=suite, task=t, max_steps=steps)
+        already = len([r for r in read_episodes(directory) if r["seed"] in set(mine)]) if directory.exists() else 0
+        with _progress() as bar:
+            job = bar.add_task(f"task {t} episodes", total=len(mine), completed=already)
 
-        def progress(row, rows):
-            wins = sum(r["success"] for r in rows)
-            errors = sum(1 for r in rows if r.get("error"))
-            bar.update(job, advance=1, description=f"episodes (success {wins}/{len(rows)}"
-                                                   + (f", {errors} errored)" if errors else ")"))
-            if row.get("error"):
-                err.print(f"episode {row['seed']} raised an error, counted as a failure: {row['error']}")
+            def progress(row, rows, job=job, t=t):
+                wins = sum(r["success"] for r in rows)
+                errors = sum(1 for r in rows if r.get("error"))
+                bar.update(job, advance=1, description=f"task {t} episodes (success {wins}/{len(rows)}"
+                                                       + (f", {errors} errored)" if errors else ")"))
+                if row.get("error"):
+                    err.print(f"episode {row['seed']} raised an error, counted as a failure: {row['error']}")
 
-        summary = run_sweep(out, settings, episodes=episodes, workers=workers, shard=(index, count), progress=progress)
-    console.print(f"success rate {100 * summary['success_rate']:.1f} % +- {100 * summary['standard_error']:.1f} "
-                  f"over {summary['episodes']} episodes")
-    if summary.get("errored"):
-        err.print(f"[bold yellow]{summary['errored']} episode(s) raised an error and count as failures[/] (seeds "
-                  f"{', '.join(map(str, summary['errored_seeds']))}; the error is in each one's line of "
-                  f"{out / 'episodes.jsonl'})")
-    console.print(summary["verdict"])
+            summary = run_sweep(directory, settings, episodes=episodes, workers=workers, shard=(index, count),
+                                progress=progress)
+        console.print(f"task {t}: success rate {100 * summary['success_rate']:.1f} % +- "
+                      f"{100 * summary['standard_error']:.1f} over {summary['episodes']} episodes")
+        if summary.get("errored"):
+            err.print(f"[bold yellow]{summary['errored']} episode(s) raised an error and count as failures[/] (seeds "
+                      f"{', '.join(map(str, summary['errored_seeds']))}; the error is in each one's line of "
+                      f"{directory / 'episodes.jsonl'})")
+        if tasks is None:
+            console.print(summary["verdict"])
+    if tasks is not None and count == 1:
+        total = suite_summary(out, todo, name, suite)
+        table = Table("task", "episodes", "success rate", "standard error")
+        for row in total["tasks"]:
+            table.add_row(str(row["task"]), str(row["episodes"]), f"{100 * row['success_rate']:.1f} %",
+                          f"{100 * row['standard_error']:.1f}")
+        console.print(table)
+        console.print(f"{suite}, {len(todo)} tasks: {100 * total['success_rate']:.1f} % +- "
+                      f"{100 * total['standard_error']:.1f} over {total['episodes']} episodes. {total['verdict']}")
 
 
 @app.command()

@@ -203,6 +203,8 @@ MAX_STEPS = {
     "libero_10": 520,
     "libero_90": 400,
 }
+#: Tasks per suite (LIBERO's benchmark: four evaluation suites of 10 tasks, and LIBERO-90).
+N_TASKS = {"libero_spatial": 10, "libero_object": 10, "libero_goal": 10, "libero_10": 10, "libero_90": 90}
 
 #: RLE: 50 trials per task; episode ``i`` starts from official initial state ``i``.
 NUM_INIT_STATES = 50

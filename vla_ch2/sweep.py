@@ -324,3 +324,59 @@ def merge(sources: list[str | os.PathLike], out_dir: str | os.PathLike) -> dict:
     partial.write_text("".join(json.dumps(r) + "\n" for r in merged), encoding="utf-8")
     os.replace(partial, out_dir / EPISODES)
     return write_summary(out_dir, settings, merged)
+
+
+# --- Several tasks, or the whole suite --------------------------------------------------------------
+
+#: Directory of one task's sweep inside a suite sweep.
+TASK_DIR = "task-{task}"
+SUITE_SUMMARY = "suite.json"
+
+
+def parse_tasks(spec: str, n_tasks: int) -> list[int]:
+    """``"all"``, ``"0-4"``, ``"0,2,7"`` (or a mix) -> sorted task indices, each checked against ``n_tasks``."""
+    if spec.strip().lower() == "all":
+        return list(range(n_tasks))
+    tasks: set[int] = set()
+    try:
+        for part in filter(None, (p.strip() for p in spec.split(","))):
+            low, _, high = part.partition("-")
+            tasks.update(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise ValueError(f"--tasks must be 'all', a range like 0-9 or a list like 0,2,7; got {spec!r}") from None
+    bad = sorted(t for t in tasks if not 0 <= t < n_tasks)
+    if not tasks or bad:
+        raise ValueError(f"--tasks {spec!r}: tasks run from 0 to {n_tasks - 1}" + (f"; {bad} are not" if bad else ""))
+    return sorted(tasks)
+
+
+def suite_summary(out_dir: str | os.PathLike, tasks: list[int], model: str, suite: str) -> dict:
+    """Per-task rates and the suite average over every episode, with standard errors; written to ``suite.json``.
+
+    The suite average pools the episodes of all tasks (as the paper's 500-rollout
+    numbers do); the reference is the paper's suite number for an OpenVLA
+    checkpoint, none otherwise.
+    """
+    out_dir = Path(out_dir)
+    per_task = []
+    for task in tasks:
+        rows = read_episodes(out_dir / TASK_DIR.format(task=task))
+        if not rows:
+            raise SweepError(f"{out_dir / TASK_DIR.format(task=task)}: no finished episodes for task {task}")
+        wins = sum(1 for r in rows if r["success"])
+        per_task.append({"task": task, "episodes": len(rows), "successes": wins, "success_rate": wins / len(rows),
+                         "standard_error": standard_error(wins, len(rows)),
+                         "errored": sum(1 for r in rows if r.get("error"))})
+    n = sum(t["episodes"] for t in per_task)
+    wins = sum(t["successes"] for t in per_task)
+    rate, se = wins / n, standard_error(wins, n)
+    paper = PAPER_REFERENCES.get((model, suite))
+    reference = None if paper is None else {
+        "success_rate": paper / 100, "source": "Kim et al. (2024), arXiv:2406.09246, LIBERO table (suite average)"}
+    summary = {"model": model, "suite": suite, "tasks": per_task, "episodes": n, "successes": wins,
+               "success_rate": rate, "standard_error": se, "reference": reference,
+               "verdict": verdict(rate, se, reference), "errored": sum(t["errored"] for t in per_task)}
+    partial = out_dir / (SUITE_SUMMARY + ".partial")
+    partial.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    os.replace(partial, out_dir / SUITE_SUMMARY)
+    return summary
