@@ -18,16 +18,21 @@ import nbformat
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "docs" / "notebooks"
 
 
+def execute(path: Path):
+    """Run the notebook at ``path`` from a clean kernel, in its own folder; return it with fresh outputs."""
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}}).execute()
+    return notebook
+
+
 def main() -> int:
     for path in sorted(NOTEBOOKS.glob("*.ipynb")):
-        notebook = nbformat.read(path, as_version=4)
-        for cell in notebook.cells:
-            if cell.cell_type == "code":
-                cell.outputs, cell.execution_count = [], None
         started = time.perf_counter()
-        nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3",
-                                resources={"metadata": {"path": str(path.parent)}}).execute()
-        nbformat.write(notebook, path)
+        nbformat.write(execute(path), path)
         print(f"executed {path.name} in {time.perf_counter() - started:.1f} s")
     return 0
 

@@ -261,6 +261,48 @@ def agreement_table(sets=("dev", "holdout", "holdout_v2", "holdout_v3")) -> str:
     return "\n".join(lines) + "\n"
 
 
+def image_path_table() -> str:
+    """The teaching model (trained on the Pillow path) evaluated on the Pillow and the TensorFlow-faithful paths."""
+    import sys
+
+    sys.path.insert(0, ".")
+    from vla_ch2 import taxonomy as T
+
+    def sweep(directory: Path) -> tuple:
+        rows = [json.loads(line) for line in (directory / "episodes.jsonl").read_text().splitlines()]
+        wins = {r["seed"]: r["success"] for r in rows}
+        return rows, wins
+
+    old_rows, old = sweep(R / "sweep")
+    new_rows, new = sweep(R / "faithful" / "sweep")
+    n_old, n_new = len(old), len(new)
+    p_old, p_new = sum(old.values()) / n_old, sum(new.values()) / n_new
+    se = lambda p, n: 100 * (p * (1 - p) / n) ** 0.5  # noqa: E731
+    lost = sorted(s for s in old if old[s] and not new.get(s, True))
+    gained = sorted(s for s in old if not old[s] and new.get(s, False))
+    lines = ["| image path | task-0 sweep | mean steps | seeds that changed outcome |", "|---|---|---|---|",
+             f"| Pillow (the path the model was trained on) | {sum(old.values())}/{n_old} = {100 * p_old:.1f} % "
+             f"+- {se(p_old, n_old):.1f} | {sum(r['steps'] for r in old_rows) / n_old:.1f} | |",
+             f"| TensorFlow-faithful (now the loop's) | {sum(new.values())}/{n_new} = {100 * p_new:.1f} % "
+             f"+- {se(p_new, n_new):.1f} | {sum(r['steps'] for r in new_rows) / n_new:.1f} | now failing: "
+             f"{', '.join(map(str, lost)) or 'none'}; now succeeding: {', '.join(map(str, gained)) or 'none'} |",
+             ""]
+    faithful = R / "faithful" / "drills-matrix"
+    if faithful.is_dir():
+        new_sum = T.summarise(faithful)["seeds"]
+        old_sum = T.summarise(R / "drills-matrix")["seeds"]
+        lines += ["| seed | drill | symptom, Pillow -> faithful | largest translation / baseline's | median norm(action[:6]) "
+                  "| median img_top_minus_bottom | median token_prob |", "|---|---|---|---|---|---|---|"]
+        for seed in sorted(new_sum, key=int):
+            for tag in ("baseline", "no_flip", "bad_prompt", "bad_unnorm"):
+                a, b = old_sum[seed][tag], new_sum[seed][tag]
+                pair = lambda key, f="{:.3f}": f"{f.format(a[key])} -> {f.format(b[key])}"  # noqa: E731
+                lines.append(f"| {seed} | {tag} | {a['symptom'] or '-'} -> {b['symptom'] or '-'} | "
+                             f"{pair('scale_ratio', '{:.4f}')} | {pair('median_arm_norm')} | "
+                             f"{pair('median_img_top_minus_bottom', '{:+.1f}')} | {pair('median_token_prob')} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(only: list[str] | None = None) -> None:
     """Write every table (or only the named ones, e.g. ``taxonomy.md``)."""
     OUT.mkdir(parents=True, exist_ok=True)
@@ -277,6 +319,7 @@ def main(only: list[str] | None = None) -> None:
         "taxonomy.md": taxonomy_table,
         "drill_fixtures.md": fixtures_table,
         "agreement.md": agreement_table,
+        "image_path.md": image_path_table,
     }
     for name, make in makers.items():
         if only and name not in only:
