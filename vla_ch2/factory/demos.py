@@ -44,6 +44,8 @@ class DemoConfig:
     noisy_fraction: float = 0.6
     max_steps: int = 280
     seed: int = 0
+    #: Store every k-th (non-no-op) frame: neighbouring frames at 20 Hz are near duplicates.
+    keep_every: int = 1
 
 
 def is_noop(action: np.ndarray, previous: np.ndarray | None) -> bool:
@@ -79,7 +81,7 @@ def collect_task(task_id: int, cfg: DemoConfig, out_dir: Path, progress=None) ->
             expert = ScriptedExpert(target)
             noisy = rng.random() < cfg.noisy_fraction
             demo_frames, demo_actions, previous, done = [], [], None, False
-            for _ in range(cfg.max_steps):
+            for step in range(cfg.max_steps):
                 clean = expert.act(obs)
                 executed = clean.copy()
                 if noisy:
@@ -88,7 +90,7 @@ def collect_task(task_id: int, cfg: DemoConfig, out_dir: Path, progress=None) ->
                     executed[:6] = np.clip(executed[:6], -1.0, 1.0)
                 if is_noop(clean, previous):
                     noops += 1
-                else:
+                elif step % cfg.keep_every == 0:
                     demo_frames.append(encode_frame(task.frame(obs), cfg.image_size, cfg.jpeg_quality))
                     demo_actions.append(clean)
                 previous = clean

@@ -23,10 +23,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.util
-import io
 import json
 import math
-import random
 import shutil
 import sys
 import time
@@ -429,6 +427,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tasks", type=int, nargs="+", default=list(range(10)))
     p.add_argument("--per-task", type=int, default=30)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--image-size", type=int, default=128, help="stored frame size (the model's input size)")
+    p.add_argument("--jpeg-quality", type=int, default=85)
+    p.add_argument("--noisy-fraction", type=float, default=0.6, help="share of tries that execute noisy actions")
+    p.add_argument("--keep-every", type=int, default=1, help="store every k-th frame of a demonstration")
     p = sub.add_parser("tokenizer", help="train the BPE tokenizer and write the text corpus")
     p.add_argument("--out", type=Path, default=Path("data"))
     p.add_argument("--vocab-size", type=int, default=2048)
@@ -442,6 +444,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--text-fraction", type=float, default=0.25)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--config", type=json.loads, default=None,
+                   help='model sizes as JSON, e.g. \'{"image_size": 96, "d_model": 160, "n_layers": 3}\'')
     p = sub.add_parser("export", help="write the Hugging Face checkpoint directory")
     p.add_argument("--run", type=Path, default=Path("data/run"))
     p.add_argument("--tokenizer", type=Path, default=Path("data/tokenizer.json"))
@@ -453,7 +457,8 @@ def main(argv: list[str] | None = None) -> int:
         from vla_ch2.factory.demos import DemoConfig, collect_task
 
         args.out.mkdir(parents=True, exist_ok=True)
-        cfg = DemoConfig(per_task=args.per_task, seed=args.seed)
+        cfg = DemoConfig(per_task=args.per_task, seed=args.seed, image_size=args.image_size,
+                         jpeg_quality=args.jpeg_quality, noisy_fraction=args.noisy_fraction, keep_every=args.keep_every)
         for task_id in args.tasks:
             print(json.dumps(collect_task(task_id, cfg, args.out)), flush=True)
     elif args.command == "tokenizer":
@@ -476,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "train":
         text = args.text if args.text_fraction > 0 else None
         summary = train(args.data, args.out, args.tokenizer, text, args.steps, args.batch_size, args.lr,
-                        args.text_fraction, args.seed)
+                        args.text_fraction, args.seed, config_overrides=args.config)
         print(json.dumps({k: v for k, v in summary.items() if k not in ("log", "statistics")}))
     elif args.command == "export":
         digest = export_checkpoint(args.run / "weights.pt", args.run / "train.json", args.tokenizer, args.out)
