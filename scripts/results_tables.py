@@ -300,6 +300,14 @@ def image_path_table() -> str:
                 lines.append(f"| {seed} | {tag} | {a['symptom'] or '-'} -> {b['symptom'] or '-'} | "
                              f"{pair('scale_ratio', '{:.4f}')} | {pair('median_arm_norm')} | "
                              f"{pair('median_img_top_minus_bottom', '{:+.1f}')} | {pair('median_token_prob')} |")
+        from vla_ch2.predicates import verify_directory
+
+        settled = []
+        for seed in sorted(new_sum, key=int):
+            report = verify_directory(faithful / f"seed-{seed}")
+            settled.append(f"seed {seed}: {report['mode'] + ' set' if report['ok'] else 'none'}")
+        lines += ["", "Which predicate set separates the four faithful-path runs (`vla-ch2 predicates verify`): "
+                  + "; ".join(settled) + "."]
     return "\n".join(lines) + "\n"
 
 
