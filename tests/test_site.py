@@ -327,3 +327,15 @@ def test_notebook_pages_show_real_outputs_and_offer_the_notebook(builds, name, s
     html = page.read_text(encoding="utf-8")
     assert shown in html, f"{name}: the page does not show the notebook's outputs"
     assert (page.parent / f"{name}.ipynb").is_file() and f"{name}.ipynb" in html, f"{name}: no download"
+
+
+@pytest.mark.parametrize("name", ["inside-predict-action", "reading-drill-logs", "how-many-episodes"])
+def test_links_inside_notebook_pages_resolve(builds, name):
+    """Notebook markdown is not rewritten by MkDocs: its relative links must already be the site's."""
+    page = builds["public"] / "notebooks" / name / "index.html"
+    hrefs = re.findall(r'href="([^"#:]+)(?:#[^"]*)?"', page.read_text(encoding="utf-8"))
+    for href in hrefs:
+        if href.startswith(("http", "mailto", "//")) or href.endswith((".css", ".js")):
+            continue
+        target = (page.parent / href).resolve()
+        assert target.exists() or (target / "index.html").exists(), f"{name}: broken link {href}"
