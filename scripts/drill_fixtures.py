@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from vla_ch2.logs import FIELDS  # noqa: E402
+from vla_ch2.logs import FIELDS, read_records  # noqa: E402
 
 MATRIX = REPO / "docs" / "results" / "drills-matrix"
 OUT = REPO / "vla_ch2" / "checking" / "fixtures" / "drills.jsonl.gz"
@@ -37,11 +37,10 @@ def main() -> int:
     with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as out:
         for seed, horizon in PICKS:
             for tag in TAGS:
-                lines = (MATRIX / f"seed-{seed}" / f"{tag}.jsonl").read_text(encoding="utf-8").splitlines()
-                if len(lines) < horizon:
-                    raise SystemExit(f"seed {seed} {tag}: {len(lines)} steps, fewer than {horizon}")
-                for line in lines[:horizon]:
-                    record = json.loads(line)
+                records = read_records(MATRIX / f"seed-{seed}" / f"{tag}.jsonl")
+                if len(records) < horizon:
+                    raise SystemExit(f"seed {seed} {tag}: {len(records)} steps, fewer than {horizon}")
+                for record in records[:horizon]:
                     row = {"seed": seed, "horizon": horizon, **{k: record[k] for k in FIELDS}}
                     out.write((json.dumps(row, separators=(",", ":")) + "\n").encode("utf-8"))
     OUT.parent.mkdir(parents=True, exist_ok=True)

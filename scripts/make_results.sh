@@ -34,7 +34,13 @@ for stage in $STAGES; do
       $V/python scripts/drills_matrix.py $R/drills-matrix
       # The taxonomy's measured layer and the real drills 2.x.1's relative predicates are graded on.
       $V/python scripts/drills_summary.py $R/drills-matrix
-      $V/python scripts/drill_fixtures.py ;;
+      $V/python scripts/drill_fixtures.py
+      # Archive: the four logs of each seed gzip-compressed (every reader opens NAME.jsonl.gz in place of NAME.jsonl),
+      # the combined drills.jsonl dropped (it repeats them).
+      for f in $R/drills-matrix/seed-*/{baseline,no_flip,bad_prompt,bad_unnorm}.jsonl; do
+        if [ -f "$f" ]; then gzip -9 -n -f "$f"; fi
+      done
+      rm -f $R/drills-matrix/seed-*/drills.jsonl ;;
     sweep)
       $V/vla-ch2 sweep --out $R/sweep --episodes 50 --workers 2
       $V/vla-ch2 plot $R/sweep --out $R/sweep/first_close.png ;;

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from vla_ch2.env import LiberoTask
-from vla_ch2.logs import StepLogWriter, read_records
+from vla_ch2.logs import StepLogWriter, read_records, stored_log
 from vla_ch2.loop import run_episode
 from vla_ch2.toggles import DRILLS, Toggles
 
@@ -82,7 +82,7 @@ def completed_runs(out_dir: Path, settings: DrillSettings) -> set[str]:
     for tag in DRILLS:
         entry = manifest.get(tag)
         path = out_dir / f"{tag}.jsonl"
-        if not entry or entry.get("settings") != asdict(settings) or not path.is_file():
+        if not entry or entry.get("settings") != asdict(settings) or stored_log(path) is None:
             continue
         try:
             records = read_records(path)

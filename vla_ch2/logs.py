@@ -18,6 +18,7 @@ input that the five fields cannot see (measured in docs/results):
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import os
@@ -114,13 +115,25 @@ def validate_record(record: dict, where: str = "record") -> dict:
     return record
 
 
-def read_records(path: str | os.PathLike) -> list[dict]:
-    """Read and check every line of a step log; blank lines are not allowed either."""
+def stored_log(path: str | os.PathLike) -> Path | None:
+    """Where a step log is: ``path`` itself, or ``path.gz`` (archived logs are kept gzip-compressed); None if neither."""
     path = Path(path)
-    if not path.is_file():
+    if path.is_file():
+        return path
+    archived = path.with_name(path.name + ".gz")
+    return archived if archived.is_file() else None
+
+
+def read_records(path: str | os.PathLike) -> list[dict]:
+    """Read and check every line of a step log (or of its ``.gz`` archive); blank lines are not allowed either."""
+    path = Path(path)
+    found = stored_log(path)
+    if found is None:
         raise FileNotFoundError(f"{path}: no such step log (run `vla-ch2 episode ... --out {path}` first)")
+    path = found
     records = []
-    with open(path, encoding="utf-8", errors="strict") as handle:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", errors="strict") as handle:
         for number, line in enumerate(handle, start=1):
             where = f"{path}, line {number}"
             if not line.endswith("\n"):

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vla_ch2.logs import INSTRUMENT_FIELDS, read_log
+from vla_ch2.logs import INSTRUMENT_FIELDS, read_log, stored_log
 from vla_ch2.taxonomy import CHAPTER_FRACTION, CHAPTER_STILLNESS, CHAPTER_TRANSLATION, SCALE_FACTOR, STILLNESS
 
 RUNS = ("baseline", "no_flip", "bad_prompt", "bad_unnorm")
@@ -274,7 +274,7 @@ def load_runs(directory: str | os.PathLike, steps: int | None = None) -> dict:
     runs = {}
     for tag in RUNS:
         path = directory / f"{tag}.jsonl"
-        if not path.is_file():
+        if stored_log(path) is None:
             hint = "the baseline is needed to judge the others" if tag == "baseline" else "run `vla-ch2 drills` again"
             raise FileNotFoundError(f"{path}: missing ({hint})")
         runs[tag] = read_log(path)
