@@ -73,8 +73,8 @@ def _nav_pages(nav) -> list[tuple[str, str]]:
 
 
 def _url_path(doc: str) -> str:
-    """``exercises/index.md`` -> ``exercises/``; ``loop.md`` -> ``loop/`` (use_directory_urls)."""
-    stem = doc[: -len(".md")]
+    """``exercises/index.md`` -> ``exercises/``; ``loop.md`` -> ``loop/``; ``notebooks/x.ipynb`` -> ``notebooks/x/``."""
+    stem = doc.rsplit(".", 1)[0]
     if stem == "index":
         return ""
     if stem.endswith("/index"):
