@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 drills: setup
-	$(BIN)/vla-ch2 drills --out runs/drills --videos runs/drills/videos
+	$(BIN)/vla-ch2 drills --out runs/drills --videos runs/drills/videos --workers 2
 
 sweep: setup
 	$(BIN)/vla-ch2 sweep --out runs/sweep --episodes 50 --workers 2

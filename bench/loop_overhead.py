@@ -1,32 +1,77 @@
-"""Loop overhead: time per loop step over bare ``env.step`` time, in one process.
+"""Loop overhead and sweep efficiency, every ratio against a baseline measured in the same run.
 
-Both are measured here on the same task and machine: ``env.step`` with a
-fixed small action (physics + agentview render), then the full loop step
-(render -> rotate -> JPEG -> Lanczos -> policy -> gripper fix -> env.step)
-with the teaching model. Optionally, a sweep directory's wall time is compared
-with the ideal (episodes x steps x bare step time / workers).
+One process, one task: bare ``env.step`` with a fixed small action (physics +
+agentview render), then the full loop step (render -> rotate -> JPEG -> Lanczos
+-> policy -> gripper fix -> env.step) with the model, then the policy alone
+(``predict`` on a prepared image: crop, processor, forward passes) and the
+image path alone (``prepare_image``).
 
-    python bench/loop_overhead.py [--steps 200] [--sweep runs/sweep] [--out bench.json]
+With ``--workers W``, the parallel baseline: bare ``env.step`` in W processes
+at once, the throughput a sweep of W workers could reach if the loop cost
+nothing. With ``--sweep-episodes E`` a fresh sweep of E episodes is run with W
+workers in the same run and its wall time compared with that ideal (its
+simulator steps, wait steps included, divided by the parallel throughput).
+``--lp-threads N`` sets Mesa llvmpipe's render threads (``LP_NUM_THREADS``) in
+every process this bench starts, to measure what renderer threads cost.
+
+    python bench/loop_overhead.py [--steps 200] [--workers 2] [--sweep-episodes 10] [--out bench.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
+import os
 import platform
+import tempfile
 import time
 
 import numpy as np
 
+ACTION = (0.05, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0)
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--model", default=None)
-    parser.add_argument("--sweep", default=None, help="a sweep directory whose last run to compare with the ideal")
-    parser.add_argument("--out", default=None)
-    args = parser.parse_args()
 
+def _timed(fn, n: int) -> float:
+    start = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - start) / n
+
+
+def _bare_steps(task_id: int, steps: int, barrier, results) -> None:
+    """One process of the parallel baseline: build, warm up, wait for the others, step."""
+    from vla_ch2.env import LiberoTask, quiet_robosuite
+
+    quiet_robosuite()
+    with LiberoTask("libero_object", task_id) as task:
+        task.reset(init_index=0)
+        action = np.array(ACTION)
+        for _ in range(5):
+            task.step(action)
+        barrier.wait()
+        start = time.perf_counter()
+        for _ in range(steps):
+            task.step(action)
+        results.put((start, time.perf_counter()))
+
+
+def parallel_bare(workers: int, steps: int) -> dict:
+    """Bare ``env.step`` in ``workers`` processes at once: steps per second over all of them."""
+    ctx = mp.get_context("spawn")
+    barrier, results = ctx.Barrier(workers), ctx.Queue()
+    procs = [ctx.Process(target=_bare_steps, args=(0, steps, barrier, results)) for _ in range(workers)]
+    for proc in procs:
+        proc.start()
+    spans = [results.get() for _ in procs]
+    for proc in procs:
+        proc.join()
+    wall = max(end for _, end in spans) - min(start for start, _ in spans)
+    return {"workers": workers, "steps_per_s": workers * steps / wall,
+            "step_ms_in_parallel": 1000 * float(np.mean([(e - s) / steps for s, e in spans]))}
+
+
+def single_process(model: str | None, steps: int) -> dict:
     import torch
 
     torch.set_num_threads(1)
@@ -36,51 +81,71 @@ def main() -> None:
     from vla_ch2.policy import load_policy
 
     quiet_robosuite()
-    policy = load_policy(args.model)
-    task = LiberoTask("libero_object", 0)
-    try:
+    policy = load_policy(model)
+    with LiberoTask("libero_object", 0) as task:
         task.reset(init_index=0)
-        action = np.array([0.05, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0])
+        action = np.array(ACTION)
         for _ in range(5):
             task.step(action)
-        start = time.perf_counter()
-        for _ in range(args.steps):
-            task.step(action)
-        bare = (time.perf_counter() - start) / args.steps
+        bare = _timed(lambda: task.step(action), steps)
 
         # The loop also runs 10 wait steps per episode; time only the policy steps.
-        records = run_episode(task, policy, seed=0, max_steps=args.steps, stop_on_success=False)
+        records = run_episode(task, policy, seed=0, max_steps=steps, stop_on_success=False)
         next(records)
         start = time.perf_counter()
         n = sum(1 for _ in records)
         loop = (time.perf_counter() - start) / n
 
-        image = C.prepare_image(task.frame(task.reset(init_index=0)))
+        frame = task.frame(task.reset(init_index=0))
+        image = C.prepare_image(frame)
         prompt = C.CANONICAL_PROMPT.format(instruction=task.language)
         policy.predict(image, prompt, "libero_object")
-        start = time.perf_counter()
-        for _ in range(50):
-            policy.predict(image, prompt, "libero_object")
-        per_action = (time.perf_counter() - start) / 50
-    finally:
-        task.close()
-
-    result = {
-        "machine": f"{platform.processor() or platform.machine()}, {platform.system()}",
-        "torch_threads": 1,
+        per_action = _timed(lambda: policy.predict(image, prompt, "libero_object"), 100)
+        image_path = _timed(lambda: C.prepare_image(frame), 100)
+    return {
         "bare_env_step_ms": round(1000 * bare, 2),
         "loop_step_ms": round(1000 * loop, 2),
         "loop_over_bare": round(loop / bare, 3),
         "policy_ms_per_action": round(1000 * per_action, 2),
+        "policy_over_bare": round(per_action / bare, 3),
+        "image_path_ms": round(1000 * image_path, 2),
     }
-    if args.sweep:
-        summary = json.load(open(f"{args.sweep}/summary.json"))
-        last = summary.get("last_run")
-        if last and last["episodes_run"]:
-            steps = last["policy_steps"] + C.NUM_WAIT_STEPS * last["episodes_run"]
-            ideal = steps * bare / last["workers"]
-            result.update({"sweep_wall_s": last["wall_s"], "sweep_ideal_s": round(ideal, 1),
-                           "sweep_over_ideal": round(last["wall_s"] / ideal, 3), "sweep_workers": last["workers"]})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--workers", type=int, default=0, help="measure the parallel baseline with this many processes")
+    parser.add_argument("--sweep-episodes", type=int, default=0, help="run a sweep of this many episodes, compare with the ideal")
+    parser.add_argument("--lp-threads", type=int, default=None, help="LP_NUM_THREADS for every process started here")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    if args.lp_threads is not None:
+        os.environ["LP_NUM_THREADS"] = str(args.lp_threads)
+
+    result = {"machine": f"{platform.processor() or platform.machine()}, {platform.system()}, {os.cpu_count()} cores",
+              "torch_threads": 1, "lp_num_threads": os.environ.get("LP_NUM_THREADS", "Mesa default")}
+    result.update(single_process(args.model, args.steps))
+    if args.workers:
+        par = parallel_bare(args.workers, args.steps)
+        result.update({"parallel_workers": args.workers, "parallel_bare_steps_per_s": round(par["steps_per_s"], 2),
+                       "parallel_bare_step_ms": round(par["step_ms_in_parallel"], 2),
+                       "parallel_speedup": round(par["steps_per_s"] * result["bare_env_step_ms"] / 1000, 3)})
+        if args.sweep_episodes:
+            from vla_ch2 import conventions as C
+            from vla_ch2.policy import DEFAULT_MODEL_NAME
+            from vla_ch2.sweep import SweepSettings, run_sweep
+
+            settings = SweepSettings(model=args.model or DEFAULT_MODEL_NAME)
+            with tempfile.TemporaryDirectory() as out:
+                summary = run_sweep(out, settings, episodes=args.sweep_episodes, workers=args.workers)
+            last = summary["last_run"]
+            sim_steps = last["policy_steps"] + C.NUM_WAIT_STEPS * last["episodes_run"]
+            ideal = sim_steps / par["steps_per_s"]
+            result.update({"sweep_episodes": last["episodes_run"], "sweep_sim_steps": sim_steps,
+                           "sweep_wall_s": last["wall_s"], "sweep_ideal_s": round(ideal, 1),
+                           "sweep_over_ideal": round(last["wall_s"] / ideal, 3)})
     print(json.dumps(result, indent=2))
     if args.out:
         with open(args.out, "w") as handle:

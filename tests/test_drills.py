@@ -89,6 +89,18 @@ def test_rerun_skips_complete_runs_and_redoes_cut_ones(short_drills):
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
 
 
+def test_parallel_drills_write_the_same_logs(short_drills, tmp_path):
+    """Two worker processes, each with its own simulator and model: the four logs are the sequential ones."""
+    out, _, settings = short_drills
+    progress = []
+    paths = run_drills(tmp_path / "par", None, settings, workers=2,
+                       progress=lambda tag, step, total: progress.append((tag, step)))
+    for tag, path in paths.items():
+        assert read_records(path) == read_records(out / f"{tag}.jsonl"), tag
+    assert {tag for tag, step in progress if step == settings.steps} == set(paths)
+    assert completed_runs(tmp_path / "par", settings) == set(paths)  # the manifest names all four
+
+
 def test_measured_drills_verdicts_as_reported():
     """The committed drill logs of the teaching model (docs/results), judged again by the current predicates: what
     the results page reports. The calibrated set separates the seed-0, 500-step drills but not the seed-2,

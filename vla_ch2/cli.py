@@ -173,21 +173,31 @@ def drills(
     task: int = typer.Option(0),
     force: bool = typer.Option(False, "--force", help="redo runs that are already complete"),
     videos: Optional[Path] = typer.Option(None, help="also save one animated WebP clip per run into this directory"),
+    workers: int = typer.Option(1, help="processes running the four runs (each loads its own simulator and model)"),
 ):
     """Exercise 2.x.1: baseline, no_flip, bad_prompt, bad_unnorm, then the verdict table."""
     from vla_ch2.drills import DrillSettings, run_drills
     from vla_ch2.env import quiet_robosuite
-    from vla_ch2.policy import DEFAULT_MODEL_NAME
+    from vla_ch2.policy import DEFAULT_MODEL_NAME, resolve_model
     from vla_ch2.toggles import DRILLS
 
     if steps <= 0:
         raise ValueError(f"--steps must be positive, got {steps}")
+    if workers <= 0:
+        raise ValueError(f"--workers must be positive, got {workers}")
     quiet_robosuite()
-    policy = _policy(model, trust_remote_code, device)
+    if workers > 1:
+        if not Path(resolve_model(model)).is_dir():
+            raise ValueError(f"--model {model!r}: parallel drills load local checkpoints only; download it first "
+                             "or use --workers 1")
+        policy = None  # each worker loads its own
+    else:
+        policy = _policy(model, trust_remote_code, device)
     settings = DrillSettings(model=model or DEFAULT_MODEL_NAME, suite=suite, task=task, seed=seed, steps=steps)
+    load_kwargs = {"trust_remote_code": True if trust_remote_code else None, "device": device}
     with _progress() as bar:
         jobs = {tag: bar.add_task(tag, total=steps) for tag in DRILLS}
-        run_drills(out, policy, settings, force=force, video_dir=videos,
+        run_drills(out, policy, settings, force=force, video_dir=videos, workers=workers, load_kwargs=load_kwargs,
                    progress=lambda tag, step, total: bar.update(jobs[tag], completed=step))
     verify(out, mode="auto", steps=None, as_json=False, exit_on_result=False)
 

@@ -118,11 +118,14 @@ def _lanczos3_spans(output_size: int, input_size: int) -> tuple[np.ndarray, np.n
 
 def _gather(image: np.ndarray, starts: np.ndarray, weights: np.ndarray, axis: int) -> np.ndarray:
     """Weighted sums along ``axis``, accumulated tap by tap in float32 (``GatherRows`` / ``GatherColumns``)."""
-    moved = np.moveaxis(image, axis, 0)
-    out = np.zeros((len(starts), *moved.shape[1:]), dtype=np.float32)
+    moved = np.ascontiguousarray(np.moveaxis(image, axis, 0))
+    shape = (len(starts), *moved.shape[1:])
+    out, term = np.zeros(shape, dtype=np.float32), np.empty(shape, dtype=np.float32)
     for k in range(weights.shape[1]):
         rows = np.minimum(starts + k, moved.shape[0] - 1)  # beyond the edge the weight is 0
-        out += weights[:, k].reshape(-1, *([1] * (moved.ndim - 1))) * moved[rows]
+        np.take(moved, rows, axis=0, out=term)
+        term *= weights[:, k].reshape(-1, *([1] * (moved.ndim - 1)))
+        out += term
     return np.moveaxis(out, 0, axis)
 
 
@@ -156,7 +159,17 @@ def center_crop(image: np.ndarray, area: float = CENTER_CROP_AREA) -> np.ndarray
     average, up to 147.)
     """
     src = np.asarray(image).astype(np.float32) * np.float32(1.0 / 255.0)
-    height, width = src.shape[:2]
+    top, bottom, y_lerp, left, right, x_lerp = _crop_samples(src.shape[0], src.shape[1], float(area))
+    upper, lower = src[top], src[bottom]  # the two source rows of every output row
+    upper_row = upper[:, left] + (upper[:, right] - upper[:, left]) * x_lerp
+    lower_row = lower[:, left] + (lower[:, right] - lower[:, left]) * x_lerp
+    cropped = upper_row + (lower_row - upper_row) * y_lerp
+    return (np.clip(cropped, 0, 1).astype(np.float32) * np.float32(255.5)).astype(np.uint8)
+
+
+@functools.lru_cache(maxsize=8)
+def _crop_samples(height: int, width: int, area: float):
+    """Where ``crop_and_resize`` samples for a centred box of ``area`` (output the input's size)."""
     side = np.float32(np.clip(np.sqrt(np.float32(area)), 0, 1))
     low = np.float32((np.float32(1) - side) / np.float32(2))
     high = np.float32(low + side)
@@ -169,10 +182,7 @@ def center_crop(image: np.ndarray, area: float = CENTER_CROP_AREA) -> np.ndarray
 
     top, bottom, y_lerp = samples(height, height)
     left, right, x_lerp = samples(width, width)
-    upper_row = src[top][:, left] + (src[top][:, right] - src[top][:, left]) * x_lerp[None, :, None]
-    lower_row = src[bottom][:, left] + (src[bottom][:, right] - src[bottom][:, left]) * x_lerp[None, :, None]
-    cropped = upper_row + (lower_row - upper_row) * y_lerp[:, None, None]
-    return (np.clip(cropped, 0, 1).astype(np.float32) * np.float32(255.5)).astype(np.uint8)
+    return top, bottom, y_lerp[:, None, None], left, right, x_lerp[None, :, None]
 
 
 def prepare_image(frame: np.ndarray, flip_image: bool = True) -> np.ndarray:

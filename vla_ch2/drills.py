@@ -101,48 +101,126 @@ def run_drills(
     force: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
     video_dir: str | os.PathLike | None = None,
+    workers: int = 1,
+    load_kwargs: dict | None = None,
 ) -> dict[str, Path]:
     """Run baseline, no_flip, bad_prompt and bad_unnorm; return the path of each log.
 
     Runs already complete with the same settings are skipped unless ``force``.
-    ``progress(tag, step, steps)`` is called after every step.
+    ``progress(tag, step, steps)`` is called as steps complete. With
+    ``workers`` > 1 the runs are shared among that many processes, each with its
+    own simulator and its own copy of the model (``load_policy(settings.model,
+    **load_kwargs)``; ``policy`` is then not used and may be None); every run
+    is deterministic, so its log is the same either way.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     done = set() if force else completed_runs(out_dir, settings)
     manifest = {k: v for k, v in _manifest(out_dir).items() if k in done}
-    paths, task = {}, None
-    try:
-        for tag, toggles in DRILLS.items():
-            path = out_dir / f"{tag}.jsonl"
-            paths[tag] = path
-            if tag in done:
-                if progress:
-                    progress(tag, settings.steps, settings.steps)
-                continue
-            if task is None:
-                task = LiberoTask(settings.suite, settings.task)
-            partial = path.with_suffix(".jsonl.partial")
-            frames = [] if video_dir is not None else None
-            with StepLogWriter(partial) as writer:
-                runs = failure_drills(task, policy, toggles.flip_image, toggles.prompt_template, toggles.unnorm_key,
-                                      settings.seed, settings.steps, tag, frames, instruments=True)
-                for record in runs:
-                    writer.write(record)
-                    if progress:
-                        progress(tag, record["step"] + 1, settings.steps)
-            os.replace(partial, path)
-            manifest[tag] = {"settings": asdict(settings), "toggles": asdict(toggles)}
-            (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-            if frames:
-                from vla_ch2.plots import save_video
+    paths = {tag: out_dir / f"{tag}.jsonl" for tag in DRILLS}
+    todo = [tag for tag in DRILLS if tag not in done]
+    for tag in done:
+        if progress:
+            progress(tag, settings.steps, settings.steps)
 
-                save_video(frames, Path(video_dir) / f"{tag}.webp")
-    finally:
-        if task is not None:
-            task.close()
+    def finished(tag: str) -> None:
+        manifest[tag] = {"settings": asdict(settings), "toggles": asdict(DRILLS[tag])}
+        ordered = {t: manifest[t] for t in DRILLS if t in manifest}
+        (out_dir / MANIFEST).write_text(json.dumps(ordered, indent=2) + "\n", encoding="utf-8")
+
+    if workers > 1 and len(todo) > 1:
+        _run_parallel(out_dir, settings, todo, min(workers, len(todo)), load_kwargs or {}, video_dir, progress, finished)
+    elif todo:
+        with LiberoTask(settings.suite, settings.task) as task:
+            for tag in todo:
+                run_one_drill(task, policy, settings, tag, out_dir, video_dir, progress)
+                finished(tag)
     combine(paths, out_dir / COMBINED)
     return paths
+
+
+def run_one_drill(task, policy, settings: DrillSettings, tag: str, out_dir: Path,
+                  video_dir: str | os.PathLike | None = None,
+                  progress: Callable[[str, int, int], None] | None = None) -> Path:
+    """One drill run, written to ``<tag>.jsonl.partial`` and renamed when whole (and its clip, if asked)."""
+    toggles = DRILLS[tag]
+    path = out_dir / f"{tag}.jsonl"
+    partial = path.with_suffix(".jsonl.partial")
+    frames = [] if video_dir is not None else None
+    with StepLogWriter(partial) as writer:
+        runs = failure_drills(task, policy, toggles.flip_image, toggles.prompt_template, toggles.unnorm_key,
+                              settings.seed, settings.steps, tag, frames, instruments=True)
+        for record in runs:
+            writer.write(record)
+            if progress:
+                progress(tag, record["step"] + 1, settings.steps)
+    os.replace(partial, path)
+    if frames:
+        from vla_ch2.plots import save_video
+
+        save_video(frames, Path(video_dir) / f"{tag}.webp")
+    return path
+
+
+def _drill_worker(jobs, events, settings: dict, out_dir: str, video_dir, load_kwargs: dict) -> None:
+    """One process of a parallel drill: its own simulator and model, runs taken from a queue."""
+    import torch
+
+    torch.set_num_threads(1)
+    from vla_ch2.env import quiet_robosuite
+    from vla_ch2.policy import load_policy
+
+    quiet_robosuite()
+    settings = DrillSettings(**settings)
+    last = {}
+
+    def report(tag: str, step: int, steps: int) -> None:
+        if step == steps or step - last.get(tag, 0) >= 10:  # every 10 steps: cheap, still live
+            last[tag] = step
+            events.put(("step", tag, step))
+
+    try:
+        policy = load_policy(settings.model, **load_kwargs)
+        with LiberoTask(settings.suite, settings.task) as task:
+            while (tag := jobs.get()) is not None:
+                run_one_drill(task, policy, settings, tag, Path(out_dir), video_dir, report)
+                events.put(("done", tag, None))
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which stops with the message
+        events.put(("error", None, f"{type(exc).__name__}: {exc}"))
+
+
+def _run_parallel(out_dir: Path, settings: DrillSettings, todo: list[str], workers: int, load_kwargs: dict,
+                  video_dir, progress, finished) -> None:
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    jobs, events = ctx.Queue(), ctx.Queue()
+    for tag in todo:
+        jobs.put(tag)
+    for _ in range(workers):
+        jobs.put(None)
+    procs = [ctx.Process(target=_drill_worker,
+                         args=(jobs, events, asdict(settings), str(out_dir),
+                               None if video_dir is None else str(video_dir), load_kwargs))
+             for _ in range(workers)]
+    for proc in procs:
+        proc.start()
+    try:
+        remaining = set(todo)
+        while remaining:
+            kind, tag, payload = events.get()
+            if kind == "error":
+                raise RuntimeError(f"a drill worker failed: {payload}")
+            if kind == "step" and progress:
+                progress(tag, payload, settings.steps)
+            if kind == "done":
+                remaining.discard(tag)
+                finished(tag)
+    finally:
+        for proc in procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.terminate()
 
 
 def combine(paths: dict[str, Path], out: Path) -> Path:

@@ -142,6 +142,40 @@ def load_task_demos(path: Path) -> dict:
         }
 
 
+def thin_task_demos(source: Path, out_dir: Path, fraction: float) -> dict:
+    """Copy ``task_<id>.npz`` keeping an evenly spaced ``fraction`` of each demonstration's frames.
+
+    Frame ``j`` of a demonstration is kept when ``floor((j + 1) f) > floor(j f)``,
+    so a demonstration keeps its first frames, its last ones and everything in
+    between at an even spacing. Used to make the training set fit where it has
+    to travel; the collection summary beside it is copied with the count.
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    demo = load_task_demos(source)
+    keep, position, previous = [], 0, None
+    for index, episode in enumerate(demo["episodes"]):
+        position = 0 if episode != previous else position + 1
+        previous = episode
+        if np.floor((position + 1) * fraction) > np.floor(position * fraction):
+            keep.append(index)
+    frames = [demo["frames"][i] for i in keep]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    np.savez(
+        out_dir / source.name,
+        jpeg=np.frombuffer(b"".join(frames), dtype=np.uint8),
+        offsets=np.cumsum([0] + [len(f) for f in frames]).astype(np.int64),
+        actions=demo["actions"][keep],
+        episodes=demo["episodes"][keep],
+        task_id=np.int32(demo["task_id"]),
+        language=np.array(demo["language"]),
+    )
+    record = json.loads(source.with_suffix(".json").read_text(encoding="utf-8"))
+    record["thinned"] = {"fraction": fraction, "frames_before": len(demo["frames"]), "frames_after": len(keep)}
+    (out_dir / source.with_suffix(".json").name).write_text(json.dumps(record, indent=2), encoding="utf-8")
+    return record["thinned"]
+
+
 def decode_frame(data: bytes) -> np.ndarray:
     """JPEG bytes -> HxWx3 uint8."""
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))

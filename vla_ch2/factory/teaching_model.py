@@ -419,7 +419,7 @@ def sha256(path: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``demos``, ``tokenizer``, ``train`` and ``export``: the four steps that make the checkpoint."""
+    """``demos``, ``thin``, ``tokenizer``, ``train`` and ``export``: the steps that make the checkpoint."""
     parser = argparse.ArgumentParser(prog="python -m vla_ch2.factory.teaching_model", description=main.__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("demos", help="collect expert demonstrations on fresh layouts (CPU, LIBERO)")
@@ -431,6 +431,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jpeg-quality", type=int, default=85)
     p.add_argument("--noisy-fraction", type=float, default=0.6, help="share of tries that execute noisy actions")
     p.add_argument("--keep-every", type=int, default=1, help="store every k-th frame of a demonstration")
+    p = sub.add_parser("thin", help="copy demonstrations keeping an evenly spaced fraction of their frames")
+    p.add_argument("--data", type=Path, default=Path("data/demos"))
+    p.add_argument("--fraction", type=float, required=True)
+    p.add_argument("--out", type=Path, required=True)
     p = sub.add_parser("tokenizer", help="train the BPE tokenizer and write the text corpus")
     p.add_argument("--out", type=Path, default=Path("data"))
     p.add_argument("--vocab-size", type=int, default=2048)
@@ -461,6 +465,14 @@ def main(argv: list[str] | None = None) -> int:
                          jpeg_quality=args.jpeg_quality, noisy_fraction=args.noisy_fraction, keep_every=args.keep_every)
         for task_id in args.tasks:
             print(json.dumps(collect_task(task_id, cfg, args.out)), flush=True)
+    elif args.command == "thin":
+        from vla_ch2.factory.demos import thin_task_demos
+
+        sources = sorted(args.data.glob("task_*.npz"))
+        if not sources:
+            raise SystemExit(f"{args.data}: no task_*.npz demonstrations to thin")
+        for source in sources:
+            print(source.name, json.dumps(thin_task_demos(source, args.out, args.fraction)), flush=True)
     elif args.command == "tokenizer":
         args.out.mkdir(parents=True, exist_ok=True)
         instructions = libero_instructions()
