@@ -158,26 +158,30 @@ class TeachVLACore(nn.Module):
         patches = self.vision(pixel_values)
         return torch.cat([tokens[:, :1], patches, tokens[:, 1:]], dim=1)
 
-    def forward(self, input_ids, pixel_values=None, caches=None, offset: int = 0):
-        """Logits for every position. ``caches`` (one dict per block) enables incremental decoding."""
+    def forward(self, input_ids, pixel_values=None, caches=None, offset: int = 0, last_only: bool = False):
+        """Logits for every position (``last_only``: the last one). ``caches`` (one dict per block) enables
+        incremental decoding."""
         x = self.embed_inputs(input_ids, pixel_values)
         x = x + self.pos[:, offset : offset + x.shape[1]]
         for i, block in enumerate(self.blocks):
             x = block(x, causal=True, cache=None if caches is None else caches[i])
+        if last_only:
+            x = x[:, -1:]
         return self.lm_head(self.norm(x))
 
     @torch.no_grad()
     def generate_greedy(self, input_ids, pixel_values, max_new_tokens: int):
         """Greedy decoding with a key/value cache (OpenVLA: ``do_sample=False``)."""
         caches = [dict() for _ in self.blocks]
-        logits = self.forward(input_ids, pixel_values, caches=caches)
-        offset = logits.shape[1]
+        logits = self.forward(input_ids, pixel_values, caches=caches, last_only=True)
+        offset = caches[0]["k"].shape[2]
         out = []
-        for _ in range(max_new_tokens):
+        for i in range(max_new_tokens):
             token = logits[:, -1].argmax(dim=-1, keepdim=True)
             out.append(token)
-            logits = self.forward(token, None, caches=caches, offset=offset)
-            offset += 1
+            if i + 1 < max_new_tokens:  # the last token needs no pass of its own
+                logits = self.forward(token, None, caches=caches, offset=offset)
+                offset += 1
         return torch.cat(out, dim=1)
 
 
