@@ -159,8 +159,21 @@ def relabel_holds(env_actions: np.ndarray, episodes: np.ndarray, hold_steps: int
     return actions, changed
 
 
+def frame_spacing(npz_path: Path) -> float:
+    """Simulator steps between two stored frames of a demonstration file (collection ``keep_every``, thinning)."""
+    meta = Path(npz_path).with_suffix(".json")
+    if not meta.is_file():
+        return 1.0
+    record = json.loads(meta.read_text(encoding="utf-8"))
+    return record.get("config", {}).get("keep_every", 1) / record.get("thinned", {}).get("fraction", 1.0)
+
+
 def load_dataset(data_dir: Path, tokenizer, vocab_size: int, hold_steps: int | None = 7) -> dict:
-    """All demos as JPEG frames, prompt token ids and action token ids."""
+    """All demos as JPEG frames, prompt token ids and action token ids.
+
+    ``hold_steps`` is counted in simulator steps; for demonstrations stored
+    every few steps it becomes the matching number of frames.
+    """
     from vla_ch2.factory.demos import load_task_demos
 
     frames, prompts, tokens, all_actions, n_traj = [], [], [], [], 0
@@ -169,7 +182,8 @@ def load_dataset(data_dir: Path, tokenizer, vocab_size: int, hold_steps: int | N
         demo = load_task_demos(path)
         env_actions = demo["actions"]
         if hold_steps is not None:
-            env_actions, changed = relabel_holds(env_actions, demo["episodes"], hold_steps)
+            hold_frames = max(1, int(round(hold_steps / frame_spacing(path))))
+            env_actions, changed = relabel_holds(env_actions, demo["episodes"], hold_frames)
             relabelled += changed
         actions = to_training_convention(env_actions)
         all_actions.append(actions)
