@@ -120,3 +120,25 @@ def test_the_suite_summary_pools_every_episode_and_keeps_the_per_task_rates(tmp_
     assert abs(summary["standard_error"] - (0.8 * 0.2 / 30) ** 0.5) < 1e-12
     assert summary["reference"]["success_rate"] == 0.884 and summary["errored"] == 1
     assert json.loads((tmp_path / sweep.SUITE_SUMMARY).read_text())["successes"] == 24
+    assert not summary["whole_suite"]  # 3 tasks of 10 episodes: not the paper's protocol
+    published = {p["policy"]: p["success_rate"] for p in summary["published"]}
+    assert published["OpenVLA-7B fine-tuned"] == 0.884 and "Octo fine-tuned" in published
+
+
+def test_a_model_card_gives_per_task_and_suite_references(tmp_path, monkeypatch):
+    card = tmp_path / "model"
+    card.mkdir()
+    (card / "reference_success.json").write_text(json.dumps(
+        {"suite": "libero_object", "per_task": {"3": 0.92}, "suite_average": 0.95, "source": "card"}))
+    assert sweep.reference_for(sweep.SweepSettings(model=str(card), task=3))["success_rate"] == 0.92
+    assert sweep.reference_for(sweep.SweepSettings(model=str(card), task=4)) is None
+    for task in range(10):
+        folder = tmp_path / "s" / sweep.TASK_DIR.format(task=task)
+        folder.mkdir(parents=True)
+        rows = [{"seed": s, "success": True, "final_reward": 1.0, "steps": 90, "first_close_step": 30, "wall_s": 1.0}
+                for s in range(50)]
+        (folder / sweep.EPISODES).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    whole = sweep.suite_summary(tmp_path / "s", list(range(10)), str(card), "libero_object")
+    assert whole["whole_suite"] and whole["reference"] == {"success_rate": 0.95, "source": "card"}
+    part = sweep.suite_summary(tmp_path / "s", [0, 1], str(card), "libero_object")
+    assert part["reference"] is None  # a suite average is not a reference for two tasks

@@ -321,6 +321,11 @@ def sweep(
         console.print(table)
         console.print(f"{suite}, {len(todo)} tasks: {100 * total['success_rate']:.1f} % +- "
                       f"{100 * total['standard_error']:.1f} over {total['episodes']} episodes. {total['verdict']}")
+        if total["published"]:
+            like = "the same protocol" if total["whole_suite"] else "the whole suite (10 tasks x 50), which this is not"
+            console.print(f"Published suite averages on {like}: " + "; ".join(
+                f"{p['policy']} {100 * p['success_rate']:.1f} +- {100 * p['standard_error']:.1f}"
+                for p in total["published"]) + f" ({total['published'][0]['source']})")
 
 
 @app.command()
