@@ -340,7 +340,8 @@ def train(
         "device_name": torch.cuda.get_device_name(0) if device.startswith("cuda") else "cpu",
         "torch": torch.__version__, "parameters": n_params, "train_seconds": round(time.time() - start, 1), "log": log,
         "config": {k: getattr(cfg, k) for k in ("vocab_size", "image_size", "patch_size", "vision_dim", "d_model",
-                                                 "n_layers", "n_heads", "mlp_ratio", "max_text_len")},
+                                                 "n_layers", "n_heads", "mlp_ratio", "max_text_len",
+                                                 "stem_channels", "gelu")},
         "statistics": data["stats"],
     }
     (out_dir / "train.json").write_text(json.dumps(summary, indent=2))
@@ -411,7 +412,7 @@ def make_random_checkpoint(out_dir: Path, tokenizer_path: Path, seed: int = 0, *
     cfg = modeling.TeachVLAConfig(vocab_size=Tokenizer.from_file(str(tokenizer_path)).get_vocab_size(), **config)
     torch.save(modeling.TeachVLACore(cfg).state_dict(), out_dir / "weights.pt")
     keys = ("vocab_size", "image_size", "patch_size", "vision_dim", "d_model", "n_layers", "n_heads", "mlp_ratio",
-            "max_text_len")
+            "max_text_len", "stem_channels", "gelu")
     summary = {"config": {k: getattr(cfg, k) for k in keys},
                "statistics": {"action": dict(C.OPENVLA_LIBERO_OBJECT_ACTION_STATS)}}
     (out_dir / "train.json").write_text(json.dumps(summary))

@@ -44,6 +44,8 @@ class TeachVLAConfig(PretrainedConfig):
         n_heads: int = 6,
         mlp_ratio: int = 4,
         max_text_len: int = 64,
+        stem_channels: tuple = (32, 64, 96),
+        gelu: str = "none",
         dropout: float = 0.0,
         bos_token_id: int = 1,
         eos_token_id: int = 2,
@@ -62,6 +64,8 @@ class TeachVLAConfig(PretrainedConfig):
         self.n_heads = n_heads
         self.mlp_ratio = mlp_ratio
         self.max_text_len = max_text_len
+        self.stem_channels = list(stem_channels)
+        self.gelu = gelu  # "none" (exact) or "tanh" (faster on a CPU)
         self.dropout = dropout
         self.empty_token_id = empty_token_id
         self.norm_stats = norm_stats
@@ -77,14 +81,15 @@ class TeachVLAConfig(PretrainedConfig):
 class Block(nn.Module):
     """Pre-norm transformer block; causal when used in the trunk."""
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: int, dropout: float = 0.0):
+    def __init__(self, dim: int, heads: int, mlp_ratio: int, dropout: float = 0.0, gelu: str = "none"):
         super().__init__()
         self.heads = heads
         self.norm1 = nn.LayerNorm(dim)
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
         self.norm2 = nn.LayerNorm(dim)
-        self.mlp = nn.Sequential(nn.Linear(dim, mlp_ratio * dim), nn.GELU(), nn.Linear(mlp_ratio * dim, dim))
+        self.mlp = nn.Sequential(nn.Linear(dim, mlp_ratio * dim), nn.GELU(approximate=gelu),
+                                 nn.Linear(mlp_ratio * dim, dim))
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x, causal: bool, cache: dict | None = None):
@@ -111,16 +116,17 @@ class VisionEncoder(nn.Module):
         # Branch A ("SigLIP-like"): patch embedding + one attention layer.
         self.patch = nn.Conv2d(3, vd, kernel_size=cfg.patch_size, stride=cfg.patch_size)
         self.pos = nn.Parameter(torch.zeros(1, grid * grid, vd))
-        self.attn = Block(vd, 4, 2)
+        self.attn = Block(vd, 4, 2, gelu=cfg.gelu)
         # Branch B ("DINOv2-like" local features): a strided convolutional stem.
-        channels = [3, 32, 64, 96, vd]
+        channels = [3, *cfg.stem_channels, vd]
         layers = []
         for cin, cout in zip(channels[:-1], channels[1:]):
-            layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.GroupNorm(8, cout), nn.GELU()]
+            layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.GroupNorm(8, cout), nn.GELU(approximate=cfg.gelu)]
         self.conv = nn.Sequential(*layers)
         self.grid = grid
         # Projector: fused 2 * vd features -> trunk width (OpenVLA: a 3-layer MLP).
-        self.projector = nn.Sequential(nn.Linear(2 * vd, cfg.d_model), nn.GELU(), nn.Linear(cfg.d_model, cfg.d_model))
+        self.projector = nn.Sequential(nn.Linear(2 * vd, cfg.d_model), nn.GELU(approximate=cfg.gelu),
+                                       nn.Linear(cfg.d_model, cfg.d_model))
 
     def forward(self, pixel_values):
         a = self.patch(pixel_values).flatten(2).transpose(1, 2) + self.pos
@@ -142,7 +148,7 @@ class TeachVLACore(nn.Module):
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.pos = nn.Parameter(torch.zeros(1, 1 + cfg.n_patches + cfg.max_text_len, cfg.d_model))
         self.blocks = nn.ModuleList(
-            Block(cfg.d_model, cfg.n_heads, cfg.mlp_ratio, cfg.dropout) for _ in range(cfg.n_layers)
+            Block(cfg.d_model, cfg.n_heads, cfg.mlp_ratio, cfg.dropout, cfg.gelu) for _ in range(cfg.n_layers)
         )
         self.norm = nn.LayerNorm(cfg.d_model)
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)

@@ -32,6 +32,7 @@ class TeachVLAProcessor:
     def __init__(self, tokenizer: PreTrainedTokenizerFast, image_size: int):
         self.tokenizer = tokenizer
         self.image_size = image_size
+        self._encoded: dict = {}  # a loop sends the same prompt every step: tokenize it once
 
     @classmethod
     def register_for_auto_class(cls, auto_class: str = "AutoProcessor") -> None:
@@ -51,7 +52,12 @@ class TeachVLAProcessor:
     def __call__(self, text, images, return_tensors: str = "pt") -> BatchFeature:
         texts = [text] if isinstance(text, str) else list(text)
         pictures = [images] if isinstance(images, Image.Image) else list(images)
-        encoded = self.tokenizer(texts, padding=True, return_tensors="pt")
+        key = tuple(texts)
+        if key not in self._encoded:
+            if len(self._encoded) >= 64:
+                self._encoded.clear()
+            self._encoded[key] = self.tokenizer(texts, padding=True, return_tensors="pt")
+        encoded = {name: tensor.clone() for name, tensor in self._encoded[key].items()}
         pixels = np.stack([image_to_pixels(p, self.image_size) for p in pictures])
         return BatchFeature(
             {
