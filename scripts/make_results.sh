@@ -2,17 +2,17 @@
 # Regenerate every measured result on the site (docs/results/) from real runs of the
 # embedded teaching model on real LIBERO. About three hours on a 2-core CPU machine (the seed matrix is two of them).
 #   bash scripts/make_results.sh            # everything
-#   STAGES="drills sweep" bash scripts/make_results.sh
+#   STAGES="drills suite" bash scripts/make_results.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 V=.venv/bin
 R=docs/results
-STAGES=${STAGES:-"drills verify matrix sweep tasks bench tables"}
+STAGES=${STAGES:-"drills verify matrix suite bench tables"}
 mkdir -p "$R"
 for stage in $STAGES; do
   case $stage in
     drills)
-      $V/vla-ch2 drills --out $R/drills --videos $R/videos --seed 0 --steps 500 ;;
+      $V/vla-ch2 drills --out $R/drills --videos $R/videos --seed 0 --steps 500 --workers 2 ;;
     verify)
       # Three real drills of other seeds and horizons (each also checks the prefix argument of "matrix"), and
       # seed 50, which starts from seed 0's initial state (tests/test_drills.py compares it with seed 0's logs).
@@ -41,15 +41,13 @@ for stage in $STAGES; do
         if [ -f "$f" ]; then gzip -9 -n -f "$f"; fi
       done
       rm -f $R/drills-matrix/seed-*/drills.jsonl ;;
-    sweep)
-      $V/vla-ch2 sweep --out $R/sweep --episodes 50 --workers 2
-      $V/vla-ch2 plot $R/sweep --out $R/sweep/first_close.png ;;
-    tasks)
-      for t in 1 2 3 4 5 6 7 8 9; do
-        $V/vla-ch2 sweep --task $t --episodes ${TASK_EPISODES:-10} --workers 2 --out $R/tasks/task-$t
-      done ;;
+    suite)
+      # The paper's protocol: every task, 50 official initial states each (500 episodes, about an hour on 2 cores).
+      $V/vla-ch2 sweep --out $R/suite --tasks all --episodes 50 --workers 2
+      $V/vla-ch2 plot $R/suite/task-0 --out $R/suite/task-0/first_close.png ;;
     bench)
-      $V/python bench/loop_overhead.py --sweep $R/sweep --out $R/bench.json ;;
+      $V/python bench/loop_overhead.py --workers 2 --sweep-episodes 10 --out $R/bench.json
+      $V/python bench/main_command.py --workers 2 --out $R/bench_main.json ;;
     tables)
       $V/python scripts/results_tables.py ;;
     *) echo "unknown stage $stage" >&2; exit 2 ;;
