@@ -142,13 +142,15 @@ def load_task_demos(path: Path) -> dict:
         }
 
 
-def thin_task_demos(source: Path, out_dir: Path, fraction: float) -> dict:
+def thin_task_demos(source: Path, out_dir: Path, fraction: float, complement: bool = False) -> dict:
     """Copy ``task_<id>.npz`` keeping an evenly spaced ``fraction`` of each demonstration's frames.
 
     Frame ``j`` of a demonstration is kept when ``floor((j + 1) f) > floor(j f)``,
     so a demonstration keeps its first frames, its last ones and everything in
-    between at an even spacing. Used to make the training set fit where it has
-    to travel; the collection summary beside it is copied with the count.
+    between at an even spacing. ``complement=True`` keeps exactly the frames
+    that rule drops, so a set can travel in two halves. Used to make the training
+    set fit where it has to travel; the collection summary beside it is copied
+    with the count.
     """
     if not 0.0 < fraction <= 1.0:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
@@ -157,7 +159,7 @@ def thin_task_demos(source: Path, out_dir: Path, fraction: float) -> dict:
     for index, episode in enumerate(demo["episodes"]):
         position = 0 if episode != previous else position + 1
         previous = episode
-        if np.floor((position + 1) * fraction) > np.floor(position * fraction):
+        if (np.floor((position + 1) * fraction) > np.floor(position * fraction)) != complement:
             keep.append(index)
     frames = [demo["frames"][i] for i in keep]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -171,7 +173,8 @@ def thin_task_demos(source: Path, out_dir: Path, fraction: float) -> dict:
         language=np.array(demo["language"]),
     )
     record = json.loads(source.with_suffix(".json").read_text(encoding="utf-8"))
-    record["thinned"] = {"fraction": fraction, "frames_before": len(demo["frames"]), "frames_after": len(keep)}
+    record["thinned"] = {"fraction": (1.0 - fraction) if complement else fraction, "complement": complement,
+                         "frames_before": len(demo["frames"]), "frames_after": len(keep)}
     (out_dir / source.with_suffix(".json").name).write_text(json.dumps(record, indent=2), encoding="utf-8")
     return record["thinned"]
 

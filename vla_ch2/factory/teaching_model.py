@@ -168,17 +168,24 @@ def frame_spacing(npz_path: Path) -> float:
     return record.get("config", {}).get("keep_every", 1) / record.get("thinned", {}).get("fraction", 1.0)
 
 
-def load_dataset(data_dir: Path, tokenizer, vocab_size: int, hold_steps: int | None = 7) -> dict:
+def load_dataset(data_dirs, tokenizer, vocab_size: int, hold_steps: int | None = 7, holdout: int = 0) -> dict:
     """All demos as JPEG frames, prompt token ids and action token ids.
 
-    ``hold_steps`` is counted in simulator steps; for demonstrations stored
-    every few steps it becomes the matching number of frames.
+    ``data_dirs`` is one folder of ``task_<id>.npz`` files or several (for
+    example the two halves :func:`~vla_ch2.factory.demos.thin_task_demos`
+    makes). ``hold_steps`` is counted in simulator steps; for demonstrations
+    stored every few steps it becomes the matching number of frames. The last
+    ``holdout`` demonstrations of every task are marked ``held_out`` (fresh
+    layouts the model does not train on, to measure how it generalises).
     """
     from vla_ch2.factory.demos import load_task_demos
 
-    frames, prompts, tokens, all_actions, n_traj = [], [], [], [], 0
-    prompt_cache, relabelled = {}, 0
-    for path in sorted(Path(data_dir).glob("task_*.npz")):
+    if isinstance(data_dirs, (str, Path)):
+        data_dirs = [data_dirs]
+    paths = sorted((p for d in data_dirs for p in Path(d).glob("task_*.npz")), key=lambda p: (p.name, str(p)))
+    frames, prompts, tokens, all_actions, held, n_traj = [], [], [], [], [], 0
+    prompt_cache, relabelled, counted = {}, 0, set()
+    for path in paths:
         demo = load_task_demos(path)
         env_actions = demo["actions"]
         if hold_steps is not None:
@@ -187,7 +194,11 @@ def load_dataset(data_dir: Path, tokenizer, vocab_size: int, hold_steps: int | N
             relabelled += changed
         actions = to_training_convention(env_actions)
         all_actions.append(actions)
-        n_traj += len(set(demo["episodes"].tolist()))
+        episodes = sorted(set(demo["episodes"].tolist()))
+        if path.name not in counted:  # the halves of one file hold the same demonstrations
+            counted.add(path.name)
+            n_traj += len(episodes)
+        held.append(np.isin(demo["episodes"], episodes[len(episodes) - holdout:] if holdout else []))
         language = demo["language"]
         if language not in prompt_cache:
             prompt = C.CANONICAL_PROMPT.format(instruction=language.lower())
@@ -195,34 +206,77 @@ def load_dataset(data_dir: Path, tokenizer, vocab_size: int, hold_steps: int | N
         frames += demo["frames"]
         prompts += [prompt_cache[language]] * len(actions)
     if not frames:
-        raise FileNotFoundError(f"{data_dir}: no task_*.npz demonstrations (run `python -m vla_ch2.factory.teaching_model demos`)")
+        raise FileNotFoundError(f"{', '.join(map(str, data_dirs))}: no task_*.npz demonstrations "
+                                "(run `python -m vla_ch2.factory.teaching_model demos`)")
     actions = np.concatenate(all_actions)
-    stats = compute_statistics(actions, n_traj)
+    held_out = np.concatenate(held)
+    stats = compute_statistics(actions[~held_out], n_traj)
     a = stats["action"]
     normalized = C.normalize_actions(actions, np.asarray(a["q01"]), np.asarray(a["q99"]))
     tokens = C.normalized_to_tokens(normalized, vocab_size)
     return {"frames": frames, "prompts": prompts, "tokens": tokens.astype(np.int64), "stats": stats,
-            "relabelled": relabelled}
+            "relabelled": relabelled, "held_out": held_out}
 
 
-def random_resized_crops(images, area: float = C.CENTER_CROP_AREA, generator=None):
+def random_resized_crops(images, area: float = C.CENTER_CROP_AREA, generator=None, area_min: float | None = None,
+                         centred: bool = False):
     """OpenVLA's LIBERO training augmentation on a batch: random square crops of 90 % area, resized back.
 
     ``images`` is a float tensor (B, 3, H, W); the crop is an affine resampling
-    (bilinear), done on the training device.
+    (bilinear), done on the training device. ``area_min`` draws each crop's
+    area from [area_min, area] instead (a stronger augmentation than
+    OpenVLA's); ``centred=True`` is evaluation's centre crop.
     """
     import torch
     import torch.nn.functional as F
 
     b = images.shape[0]
-    scale = math.sqrt(area)
+    if area_min is None:
+        scale = torch.full((b, 1), math.sqrt(area), device=images.device)
+    else:
+        u = torch.rand(b, 1, generator=generator, device=images.device)
+        scale = torch.sqrt(area_min + (area - area_min) * u)
     shift = (1.0 - scale) * (2.0 * torch.rand(b, 2, generator=generator, device=images.device) - 1.0)
+    if centred:
+        shift = torch.zeros_like(shift)
     theta = torch.zeros(b, 2, 3, device=images.device)
-    theta[:, 0, 0] = scale
-    theta[:, 1, 1] = scale
+    theta[:, 0, 0] = scale[:, 0]
+    theta[:, 1, 1] = scale[:, 0]
     theta[:, :, 2] = shift
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+#: OpenVLA's colour augmentation for LIBERO fine-tuning (``image_aug=True``: random brightness 0.2,
+#: contrast and saturation 0.8 to 1.2, hue 0.05, after the 90 % random crop). Source: OpenVLA,
+#: ``prismatic/vla/datasets/datasets.py``, ``RLDSDataset``.
+COLOR_JITTER = {"brightness": 0.2, "contrast": (0.8, 1.2), "saturation": (0.8, 1.2), "hue": 0.05}
+
+
+def color_jitter(images, jitter: dict = COLOR_JITTER):
+    """Random brightness, contrast, saturation and hue per image of a (B, 3, H, W) batch in [0, 1]."""
+    import torch
+
+    b, device = images.shape[0], images.device
+
+    def uniform(low, high):
+        return low + (high - low) * torch.rand(b, 1, 1, 1, device=device)
+
+    x = images + uniform(-jitter["brightness"], jitter["brightness"])
+    mean = x.mean(dim=(2, 3), keepdim=True)
+    x = (x - mean) * uniform(*jitter["contrast"]) + mean
+    grey = (0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:]).expand_as(x)
+    x = grey + (x - grey) * uniform(*jitter["saturation"])
+    # Hue: rotate the chroma plane of YIQ by a fraction of a full turn.
+    angle = uniform(-jitter["hue"], jitter["hue"])[:, 0, 0, 0] * 2 * math.pi
+    to_yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], device=device)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    rot = torch.zeros(b, 3, 3, device=device)
+    rot[:, 0, 0] = 1.0
+    rot[:, 1, 1], rot[:, 1, 2], rot[:, 2, 1], rot[:, 2, 2] = cos, -sin, sin, cos
+    matrix = torch.linalg.inv(to_yiq) @ rot @ to_yiq
+    x = torch.einsum("bij,bjhw->bihw", matrix, x)
+    return x.clamp_(0.0, 1.0)
 
 
 def _sequences(prompts: list[list[int]], tokens: np.ndarray, empty_id: int, pad_id: int):
@@ -269,8 +323,16 @@ def train(
     seed: int = 0,
     device: str | None = None,
     config_overrides: dict | None = None,
+    options: dict | None = None,
 ) -> dict:
-    """Behaviour cloning on action tokens, co-trained on plain text; saves ``weights.pt`` + ``train.json``."""
+    """Behaviour cloning on action tokens, co-trained on plain text; saves ``weights.pt`` + ``train.json``.
+
+    ``options`` (all optional): ``holdout`` demonstrations per task kept out of
+    training and scored every 500 steps (then ``weights.pt`` holds the
+    weights that scored best on them, and ``train.json`` says at which step);
+    ``jitter`` (OpenVLA's colour augmentation, :data:`COLOR_JITTER`);
+    ``crop_area_min`` (random crop areas from this to 90 %); ``weight_decay``.
+    """
     import torch
     import torch.nn.functional as F
     from tokenizers import Tokenizer
@@ -283,8 +345,12 @@ def train(
     tokenizer = Tokenizer.from_file(str(tokenizer_path))
     modeling = load_modeling()
     cfg = modeling.TeachVLAConfig(vocab_size=tokenizer.get_vocab_size(), **(config_overrides or {}))
-    data = load_dataset(data_dir, tokenizer, cfg.vocab_size)
+    options = dict(options or {})
+    holdout = int(options.get("holdout", 0))
+    data = load_dataset(data_dir, tokenizer, cfg.vocab_size, holdout=holdout)
     n = len(data["frames"])
+    train_idx = torch.from_numpy(np.flatnonzero(~data["held_out"]))
+    held_idx = torch.from_numpy(np.flatnonzero(data["held_out"]))
     print(f"[train] {n} frames ({data['relabelled']} hold labels relabelled); decoding images", flush=True)
     images = torch.from_numpy(np.stack([decode_frame(f) for f in data["frames"]])).permute(0, 3, 1, 2).contiguous()
     images = images.to(device)  # uint8 on the device; crops and scaling happen per batch
@@ -299,14 +365,36 @@ def train(
 
     core = modeling.TeachVLACore(cfg).to(device)
     n_params = sum(p.numel() for p in core.parameters())
-    opt = torch.optim.AdamW(core.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.95))
+    opt = torch.optim.AdamW(core.parameters(), lr=lr, weight_decay=float(options.get("weight_decay", 0.01)),
+                            betas=(0.9, 0.95))
+    held_idx_dev = held_idx.to(device)
+
+    def score_held_out() -> dict:
+        """Teacher-forced action tokens on the held-out demonstrations, centre-cropped as at evaluation."""
+        core.eval()
+        exact, error, count = 0.0, 0.0, 0
+        with torch.no_grad(), torch.autocast(device_type="cuda", dtype=torch.bfloat16,
+                                             enabled=device.startswith("cuda")):
+            for chunk in held_idx_dev.split(1024):
+                pixels = random_resized_crops(images[chunk].float().div_(255.0), centred=True).sub_(0.5).div_(0.5)
+                lab = labels[chunk][:, 1:]
+                pred = core(input_ids[chunk][:, :-1], pixels)[:, cfg.n_patches :].argmax(-1)
+                mask = lab != -100
+                exact += (pred[mask] == lab[mask]).float().sum().item()
+                error += (pred[mask] - lab[mask]).abs().float().sum().item()
+                count += int(mask.sum().item())
+        return {"held_token_acc": round(exact / count, 4), "held_bin_error": round(error / count, 3)}
+
+    best = None
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.05)
     start, log = time.time(), []
     for step in range(steps):
         core.train()
-        idx = torch.randint(0, n, (batch_size,), generator=gen).to(device)
-        pixels = images[idx].float().div_(255.0)
-        pixels = random_resized_crops(pixels, generator=None).sub_(0.5).div_(0.5)
+        idx = train_idx[torch.randint(0, len(train_idx), (batch_size,), generator=gen)].to(device)
+        pixels = random_resized_crops(images[idx].float().div_(255.0), area_min=options.get("crop_area_min"))
+        if options.get("jitter"):
+            pixels = color_jitter(pixels)
+        pixels = pixels.sub_(0.5).div_(0.5)
         ids, lab = input_ids[idx], labels[idx]
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda")):
             logits = core(ids[:, :-1], pixels)[:, cfg.n_patches :]
@@ -329,16 +417,23 @@ def train(
                 acc = (logits.argmax(-1)[mask] == lab[:, 1:][mask]).float().mean().item()
             entry = {"step": step, "loss_action": round(loss_action.item(), 4), "loss_text": round(loss_text.item(), 4),
                      "token_acc": round(acc, 4), "seconds": round(time.time() - start, 1)}
+            if len(held_idx) and (step % 500 == 0 or step == steps - 1):
+                entry.update(score_held_out())
+                if best is None or entry["held_bin_error"] < best[0]:
+                    best = (entry["held_bin_error"], step, {k: v.detach().float().cpu().clone()
+                                                           for k, v in core.state_dict().items()})
             log.append(entry)
             print(f"[train] {entry}", flush=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().float().cpu() for k, v in core.state_dict().items()}
+    state = {k: v.detach().float().cpu() for k, v in core.state_dict().items()} if best is None else best[2]
     torch.save(state, out_dir / "weights.pt")
     summary = {
         "frames": n, "text_chunks": n_text, "steps": steps, "batch_size": batch_size, "lr": lr,
         "text_fraction": text_fraction, "seed": seed, "device": device, "relabelled_holds": data["relabelled"],
         "device_name": torch.cuda.get_device_name(0) if device.startswith("cuda") else "cpu",
-        "torch": torch.__version__, "parameters": n_params, "train_seconds": round(time.time() - start, 1), "log": log,
+        "torch": torch.__version__, "parameters": n_params, "train_seconds": round(time.time() - start, 1),
+        "options": options, "held_out_frames": int(len(held_idx)),
+        "weights_from_step": steps - 1 if best is None else best[1], "log": log,
         "config": {k: getattr(cfg, k) for k in ("vocab_size", "image_size", "patch_size", "vision_dim", "d_model",
                                                  "n_layers", "n_heads", "mlp_ratio", "max_text_len",
                                                  "stem_channels", "gelu")},
@@ -449,12 +544,14 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("thin", help="copy demonstrations keeping an evenly spaced fraction of their frames")
     p.add_argument("--data", type=Path, default=Path("data/demos"))
     p.add_argument("--fraction", type=float, required=True)
+    p.add_argument("--complement", action="store_true", help="keep exactly the frames the fraction drops")
     p.add_argument("--out", type=Path, required=True)
     p = sub.add_parser("tokenizer", help="train the BPE tokenizer and write the text corpus")
     p.add_argument("--out", type=Path, default=Path("data"))
     p.add_argument("--vocab-size", type=int, default=2048)
     p = sub.add_parser("train", help="train the model (GPU if present)")
-    p.add_argument("--data", type=Path, default=Path("data/demos"))
+    p.add_argument("--data", type=Path, nargs="+", default=[Path("data/demos")],
+                   help="one or more folders of task_*.npz (e.g. the two halves that 'thin --complement' makes)")
     p.add_argument("--tokenizer", type=Path, default=Path("data/tokenizer.json"))
     p.add_argument("--text", type=Path, default=Path("data/text.txt"))
     p.add_argument("--out", type=Path, default=Path("data/run"))
@@ -465,6 +562,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--config", type=json.loads, default=None,
                    help='model sizes as JSON, e.g. \'{"image_size": 96, "d_model": 160, "n_layers": 3}\'')
+    p.add_argument("--options", type=json.loads, default=None,
+                   help='training options as JSON: holdout, jitter, crop_area_min, weight_decay (see train())')
     p = sub.add_parser("export", help="write the Hugging Face checkpoint directory")
     p.add_argument("--run", type=Path, default=Path("data/run"))
     p.add_argument("--tokenizer", type=Path, default=Path("data/tokenizer.json"))
@@ -487,7 +586,7 @@ def main(argv: list[str] | None = None) -> int:
         if not sources:
             raise SystemExit(f"{args.data}: no task_*.npz demonstrations to thin")
         for source in sources:
-            print(source.name, json.dumps(thin_task_demos(source, args.out, args.fraction)), flush=True)
+            print(source.name, json.dumps(thin_task_demos(source, args.out, args.fraction, args.complement)), flush=True)
     elif args.command == "tokenizer":
         args.out.mkdir(parents=True, exist_ok=True)
         instructions = libero_instructions()
@@ -508,7 +607,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "train":
         text = args.text if args.text_fraction > 0 else None
         summary = train(args.data, args.out, args.tokenizer, text, args.steps, args.batch_size, args.lr,
-                        args.text_fraction, args.seed, config_overrides=args.config)
+                        args.text_fraction, args.seed, config_overrides=args.config, options=args.options)
         print(json.dumps({k: v for k, v in summary.items() if k not in ("log", "statistics")}))
     elif args.command == "export":
         digest = export_checkpoint(args.run / "weights.pt", args.run / "train.json", args.tokenizer, args.out)
