@@ -102,12 +102,25 @@ def single_process(model: str | None, steps: int) -> dict:
         policy.predict(image, prompt, "libero_object")
         per_action = _timed(lambda: policy.predict(image, prompt, "libero_object"), 100)
         image_path = _timed(lambda: C.prepare_image(frame), 100)
+        # The model alone: predict_action on inputs the processor already made (no crop, no resize).
+        from PIL import Image
+
+        inputs = policy.processor(prompt, Image.fromarray(C.center_crop(image)))
+        key = policy.resolve_key("libero_object")
+
+        def model_only():
+            with torch.inference_mode():
+                policy.vla.predict_action(**inputs, unnorm_key=key, do_sample=False)
+
+        model = _timed(model_only, 100)
     return {
         "bare_env_step_ms": round(1000 * bare, 2),
         "loop_step_ms": round(1000 * loop, 2),
         "loop_over_bare": round(loop / bare, 3),
         "policy_ms_per_action": round(1000 * per_action, 2),
         "policy_over_bare": round(per_action / bare, 3),
+        "model_ms_per_action": round(1000 * model, 2),
+        "model_over_bare": round(model / bare, 3),
         "image_path_ms": round(1000 * image_path, 2),
     }
 

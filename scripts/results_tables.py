@@ -81,9 +81,9 @@ def robustness_table() -> str:
     return "\n".join(lines) + "\n"
 
 
-def matrix_table() -> str:
+def matrix_table(root: Path = R / "drills-matrix") -> str:
     """Seeds x horizons: which set ``verify`` settled on (C calibrated, I instrumented, - none)."""
-    m = json.loads((R / "drills-matrix" / "matrix.json").read_text())
+    m = json.loads((root / "matrix.json").read_text())
     horizons = m["horizons"]
     short = {"literal": "L", "calibrated": "C", "instrumented": "I", None: "**none**"}
     lines = ["| seed | baseline rewarded at step | " + " | ".join(str(h) for h in horizons) + " |",
@@ -311,6 +311,68 @@ def image_path_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def suite_table(directory: Path = R / "suite") -> str:
+    """The suite sweep: one row per task, the suite average, and the published suite averages beside it."""
+    s = json.loads((directory / "suite.json").read_text())
+    demos = json.loads(Path("vla_ch2/checkpoints/teaching-vla-libero-object/demos.json").read_text())
+    names = {d["task_id"]: d["language"] for d in demos}
+    lines = ["| task | instruction | successes | success rate | standard error | mean steps |", "|---|---|---|---|---|---|"]
+    for t in s["tasks"]:
+        rows = [json.loads(line) for line in (directory / f"task-{t['task']}" / "episodes.jsonl").read_text().splitlines()]
+        lines.append(f"| {t['task']} | {names.get(t['task'], '')} | {t['successes']}/{t['episodes']} "
+                     f"| {100 * t['success_rate']:.0f} % | {100 * t['standard_error']:.1f} "
+                     f"| {sum(r['steps'] for r in rows) / len(rows):.0f} |")
+    lines.append(f"| **suite** | all {len(s['tasks'])} tasks, episodes pooled | **{s['successes']}/{s['episodes']}** "
+                 f"| **{100 * s['success_rate']:.1f} %** | **{100 * s['standard_error']:.1f}** | |")
+    protocol = ("the whole protocol (every task, 50 official initial states each)" if s["whole_suite"]
+                else "part of the protocol only: not comparable with the published suite averages")
+    lines += ["", f"Measured on {protocol}; {s['errored']} episodes errored.", "",
+              "| policy (published, LIBERO-Object suite average) | success rate |", "|---|---|"]
+    for ref in s["published"]:
+        lines.append(f"| {ref['policy']} | {100 * ref['success_rate']:.1f} % +- {100 * ref['standard_error']:.1f} |")
+    if s["published"]:
+        lines.append(f"\nSource: {s['published'][0]['source']}.")
+    return "\n".join(lines) + "\n"
+
+
+def v1_v2_signatures(old: Path = R / "drills-matrix", new: Path = R / "v2" / "drills-matrix") -> str:
+    """Each drill's signature on the same seeds, teaching model v1 (its 50-seed matrix) against v2."""
+    import sys
+
+    sys.path.insert(0, ".")
+    from vla_ch2 import taxonomy as T
+    from vla_ch2.predicates import verify_directory
+
+    new_sum = T.summarise(new)["seeds"]
+    old_sum = T.summarise(old)["seeds"]
+    lines = ["| seed | drill | symptom, v1 -> v2 | largest translation / baseline's | median norm(action[:6]) "
+             "| median img_top_minus_bottom | median token_prob |", "|---|---|---|---|---|---|---|"]
+    for seed in sorted(new_sum, key=int):
+        for tag in ("baseline", "no_flip", "bad_prompt", "bad_unnorm"):
+            a, b = old_sum[seed][tag], new_sum[seed][tag]
+            pair = lambda key, f="{:.3f}": f"{f.format(a[key])} -> {f.format(b[key])}"  # noqa: E731
+            lines.append(f"| {seed} | {tag} | {a['symptom'] or '-'} -> {b['symptom'] or '-'} | "
+                         f"{pair('scale_ratio', '{:.4f}')} | {pair('median_arm_norm')} | "
+                         f"{pair('median_img_top_minus_bottom', '{:+.1f}')} | {pair('median_token_prob')} |")
+    counts = {}
+    for seed in new_sum:
+        for tag in ("no_flip", "bad_prompt", "bad_unnorm"):
+            for model, summary in (("v1", old_sum), ("v2", new_sum)):
+                symptom = summary[seed][tag]["symptom"] or "succeeds"
+                counts.setdefault(tag, {}).setdefault(model, {}).setdefault(symptom, 0)
+                counts[tag][model][symptom] += 1
+    lines += ["", f"Symptoms over the same {len(new_sum)} seeds:", "", "| drill | v1 | v2 |", "|---|---|---|"]
+    for tag, by_model in counts.items():
+        cell = lambda m: ", ".join(f"{k}: {v}" for k, v in sorted(by_model.get(m, {}).items()))  # noqa: E731
+        lines.append(f"| {tag} | {cell('v1')} | {cell('v2')} |")
+    settled = []
+    for seed in sorted(new_sum, key=int):
+        report = verify_directory(new / f"seed-{seed}")
+        settled.append(f"seed {seed}: {report['mode'] + ' set' if report['ok'] else 'none'}")
+    lines += ["", "Which predicate set separates v2's four runs (`vla-ch2 predicates verify`): " + "; ".join(settled) + "."]
+    return "\n".join(lines) + "\n"
+
+
 def main(only: list[str] | None = None) -> None:
     """Write every table (or only the named ones, e.g. ``taxonomy.md``)."""
     OUT.mkdir(parents=True, exist_ok=True)
@@ -328,6 +390,10 @@ def main(only: list[str] | None = None) -> None:
         "drill_fixtures.md": fixtures_table,
         "agreement.md": agreement_table,
         "image_path.md": image_path_table,
+        "suite.md": suite_table,
+        "v2_drills.md": lambda: drills_table(R / "v2" / "drills"),
+        "v2_signatures.md": v1_v2_signatures,
+        "v2_drills_matrix.md": lambda: matrix_table(R / "v2" / "drills-matrix"),
     }
     for name, make in makers.items():
         if only and name not in only:

@@ -331,7 +331,8 @@ def train(
     training and scored every 500 steps (then ``weights.pt`` holds the
     weights that scored best on them, and ``train.json`` says at which step);
     ``jitter`` (OpenVLA's colour augmentation, :data:`COLOR_JITTER`);
-    ``crop_area_min`` (random crop areas from this to 90 %); ``weight_decay``.
+    ``crop_area_min`` (random crop areas from this to 90 %); ``weight_decay``;
+    ``max_seconds`` (stop early, keeping what was scored).
     """
     import torch
     import torch.nn.functional as F
@@ -389,6 +390,8 @@ def train(
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.05)
     start, log = time.time(), []
     for step in range(steps):
+        if time.time() - start > float(options.get("max_seconds", math.inf)):
+            steps = step + 1  # out of time: score this step as the last one
         core.train()
         idx = train_idx[torch.randint(0, len(train_idx), (batch_size,), generator=gen)].to(device)
         pixels = random_resized_crops(images[idx].float().div_(255.0), area_min=options.get("crop_area_min"))
@@ -411,19 +414,21 @@ def train(
         torch.nn.utils.clip_grad_norm_(core.parameters(), 1.0)
         opt.step()
         sched.step()
-        if step % 250 == 0 or step == steps - 1:
+        if step % 250 == 0 or step >= steps - 1:
             with torch.no_grad():
                 mask = lab[:, 1:] != -100
                 acc = (logits.argmax(-1)[mask] == lab[:, 1:][mask]).float().mean().item()
             entry = {"step": step, "loss_action": round(loss_action.item(), 4), "loss_text": round(loss_text.item(), 4),
                      "token_acc": round(acc, 4), "seconds": round(time.time() - start, 1)}
-            if len(held_idx) and (step % 500 == 0 or step == steps - 1):
+            if len(held_idx) and (step % 500 == 0 or step >= steps - 1):
                 entry.update(score_held_out())
                 if best is None or entry["held_bin_error"] < best[0]:
                     best = (entry["held_bin_error"], step, {k: v.detach().float().cpu().clone()
                                                            for k, v in core.state_dict().items()})
             log.append(entry)
             print(f"[train] {entry}", flush=True)
+        if step >= steps - 1:
+            break
     out_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().float().cpu() for k, v in core.state_dict().items()} if best is None else best[2]
     torch.save(state, out_dir / "weights.pt")
