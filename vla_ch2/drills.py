@@ -166,6 +166,10 @@ def _drill_worker(jobs, events, settings: dict, out_dir: str, video_dir, load_kw
     """One process of a parallel drill: its own simulator and model, runs taken from a queue."""
     import torch
 
+    from vla_ch2.env import die_with_parent
+
+    die_with_parent()
+
     torch.set_num_threads(1)
     from vla_ch2.env import quiet_robosuite
     from vla_ch2.policy import load_policy

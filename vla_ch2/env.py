@@ -145,6 +145,23 @@ class LiberoTask:
         self.close()
 
 
+def die_with_parent() -> None:
+    """Make this worker process end when the process that started it ends (Linux; elsewhere nothing).
+
+    A sweep or drill worker holds a simulator and a model; if its parent is
+    killed it would otherwise keep running episodes nobody collects.
+    """
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
 def quiet_robosuite() -> None:
     """Silence robosuite's macro-file warnings, which say nothing to a reader."""
     import logging

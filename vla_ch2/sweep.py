@@ -133,6 +133,10 @@ def _episode_worker(job_queue, result_queue, settings: dict, out_dir: str) -> No
     """One process: its own simulator and model, episodes taken from a queue."""
     import torch
 
+    from vla_ch2.env import die_with_parent
+
+    die_with_parent()
+
     torch.set_num_threads(1)
     from vla_ch2.env import LiberoTask, quiet_robosuite
     from vla_ch2.policy import load_policy

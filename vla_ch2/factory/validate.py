@@ -43,6 +43,10 @@ def layout_base(task_id: int) -> int:
 def _worker(jobs, results, suite: str) -> None:
     import torch
 
+    from vla_ch2.env import die_with_parent
+
+    die_with_parent()
+
     torch.set_num_threads(1)
     from vla_ch2.env import LiberoTask, quiet_robosuite
     from vla_ch2.loop import EpisodeResult, run_episode
