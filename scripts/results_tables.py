@@ -182,19 +182,24 @@ def taxonomy_table() -> str:
     from vla_ch2 import taxonomy as T
 
     facts = T.measured()
-    lines = [f"| failure | §2.4 says | the mechanism predicts | the drills measured ({facts.seeds} seeds of "
-             f"{facts.steps} steps) | a sentence of 2.x.4 is credited for |", "|---|---|---|---|---|"]
+    models = facts.models or (("the teaching model", facts),)
+    lines = ["| failure | §2.4 says | the mechanism predicts | the drills measured (" + "; ".join(
+             f"{name}: {f.seeds} seeds of {f.steps} steps" for name, f in models) + ") | a sentence of 2.x.4 is "
+             "credited for |", "|---|---|---|---|---|"]
     for cid, cause in T.CAUSES.items():
         claim = T.CHAPTER[cid]
-        counts = "; ".join(f"{T.SYMPTOMS.get(s, 'succeeds')}: {n}" for s, n in
-                           sorted(facts.symptoms[cid].items(), key=lambda kv: -kv[1]))
-        low, high = facts.scale_ratio[cid]
+        measured_cells = []
+        for name, f in models:
+            counts = "; ".join(f"{T.SYMPTOMS.get(s, 'succeeds')}: {n}" for s, n in
+                               sorted(f.symptoms[cid].items(), key=lambda kv: -kv[1]))
+            low, high = f.scale_ratio[cid]
+            measured_cells.append(f"**{name}**: {counts} (largest translation {low:.3g} to {high:.3g} times the "
+                                  "baseline's)")
         credited = [f"*{T.SYMPTOMS[s]}* ({' and '.join(T.credited_causes(s, facts)[cid])})"
                     for s in T.SYMPTOMS if cid in T.credited_causes(s, facts)]
         cells = [f"`{cause.tag}` ({cause.toggle}={cause.drill_value!r})",
                  f"*{T.SYMPTOMS[claim.symptom]}*; diagnostic: {claim.diagnostic}", T.mechanism_summary(cid),
-                 f"{counts} (largest translation {low:.3g} to {high:.3g} times the baseline's)",
-                 "; ".join(credited) or "none"]
+                 "<br>".join(measured_cells), "; ".join(credited) or "none"]
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return "\n".join(lines) + "\n"
 

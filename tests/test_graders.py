@@ -134,9 +134,12 @@ def test_each_correct_sentence_gets_its_point(sentence):
 
 
 def test_a_cause_neither_the_chapter_nor_the_drills_give_is_caught():
-    entry = one("If the robot scribbles near the start pose, the most likely cause is the image flip, "
+    from vla_ch2.taxonomy import credited_causes
+
+    assert "flip" not in credited_causes("slams")  # neither §2.4 nor the drills of either model pair them
+    entry = one("If the robot slams the arm toward joint limits, the most likely cause is the image flip, "
                 "and the diagnostic is that the healthy magnitudes never earn a reward.")
-    assert entry["symptom"] == "scribbles" and entry["cause"] == "flip"
+    assert entry["symptom"] == "slams" and entry["cause"] == "flip"
     assert not entry["cause_ok"]
     assert entry["diagnostic_ok"]  # it is the flip's diagnostic, only the pairing is wrong
     assert "does not produce this symptom, neither in §2.4 nor in the measured drills" in entry["feedback"]
@@ -185,20 +188,23 @@ def test_incomplete_diagnostic_names_what_kind_of_thing_is_missing():
 @pytest.mark.parametrize(
     ("cause", "ok"),
     [
-        ("not the flip but the prompt template", True),
-        ("the prompt template, not the image flip", True),
+        ("not the unnorm key but the prompt template", True),
+        ("the prompt template, not the unnorm key", True),
         ("the prompt rather than the unnorm key", True),
         ("it is not the prompt", False),
         ("not the prompt template", False),
         ("nothing to do with the prompt", False),
-        ("the flip, rather than the prompt", False),
+        ("the unnorm key, rather than the prompt", False),
         ("anything other than the prompt", False),
     ],
 )
 def test_negated_causes_do_not_count(cause, ok):
-    entry = one(f"If the robot moves in slow random scribbles near the start pose, the most likely cause is {cause}, "
+    from vla_ch2.taxonomy import credited_causes
+
+    assert "unnorm" not in credited_causes("wrong_direction") and "prompt" in credited_causes("wrong_direction")
+    entry = one(f"If the robot moves decisively in the wrong direction, the most likely cause is {cause}, "
                 "and the diagnostic is that the mean norm of action[:6] is below 0.05.")
-    assert entry["symptom"] == "scribbles"
+    assert entry["symptom"] == "wrong_direction"
     assert entry["cause_ok"] is ok
 
 
@@ -210,9 +216,9 @@ def test_negated_only_cause_gets_negation_feedback():
 
 
 def test_a_cause_ruled_out_afterwards_does_not_count():
-    entry = one("If the robot moves in slow random scribbles near the start pose, the most likely cause is the flip; "
+    entry = one("If the robot moves decisively in the wrong direction, the most likely cause is the unnorm key; "
                 "the prompt is fine, and the diagnostic is that the mean norm of action[:6] is below 0.05.")
-    assert entry["cause"] == "flip" and not entry["cause_ok"]
+    assert entry["cause"] == "unnorm" and not entry["cause_ok"]
     assert "does not produce this symptom" in entry["feedback"]
 
 

@@ -46,8 +46,9 @@ def test_the_chapters_slam_is_credited_and_the_measurement_is_shown_beside_it():
     entry = one("If the robot slams the arm toward joint limits, the most likely cause is the wrong unnorm_key, "
                 "and the diagnostic is that max |action[:3]| exceeds 0.1 on many steps.")
     assert entry["cause_ok"] and entry["diagnostic_ok"] and entry["authority"] == ["chapter"]
-    facts = T.measured()
-    assert f"on {facts.symptoms['unnorm']['scribbles']} of {facts.seeds} seeds" in entry["feedback"]
+    for name, facts in T.measured().models:
+        assert f"{name}: moves in slow random scribbles near the start pose on {facts.symptoms['unnorm']['scribbles']} " \
+               f"of {facts.seeds} seeds" in entry["feedback"]
     assert "Slamming needs the reverse" in entry["feedback"]
 
 

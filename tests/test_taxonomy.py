@@ -25,6 +25,8 @@ from vla_ch2 import taxonomy as T
 
 REPO = Path(__file__).resolve().parents[1]
 MATRIX = REPO / "docs" / "results" / "drills-matrix"
+#: Each teaching model's committed drills matrix (scripts/drills_summary.py reads the same).
+MATRICES = {"v1": "docs/results/drills-matrix", "v2": "docs/results/v2/drills-matrix"}
 
 
 def _script(name: str):
@@ -36,7 +38,9 @@ def _script(name: str):
 
 def test_the_measured_layer_is_what_the_committed_drills_say():
     committed = json.loads((REPO / "vla_ch2" / "data" / T.MEASURED_FILE).read_text(encoding="utf-8"))
-    assert T.summarise(MATRIX, source="docs/results/drills-matrix") == committed
+    assert set(committed["models"]) == set(MATRICES)
+    for name, root in MATRICES.items():
+        assert T.summarise(REPO / root, source=root) == committed["models"][name], name
 
 
 def test_the_grading_fixtures_are_the_committed_drills(tmp_path, monkeypatch):
@@ -64,13 +68,17 @@ def test_the_chapters_cause_is_always_credited_and_measured_ones_are_added():
         chapter = [cid for cid, claim in T.CHAPTER.items() if claim.symptom == symptom]
         assert all("chapter" in credited[cid] for cid in chapter)
         for cid, sources in credited.items():
-            assert ("measured" in sources) == (facts.share(cid, symptom) >= T.MIN_SHARE)
+            shown = any(f.share(cid, symptom) >= T.MIN_SHARE for _, f in facts.models)
+            assert ("measured" in sources) == shown == facts.credits(cid, symptom)
     with pytest.raises(KeyError, match="unknown symptom"):
         T.credited_causes("wobbles")
 
 
 def test_what_the_drills_measured_contradicts_the_chapter_where_the_site_says_it_does():
-    facts = T.measured()
+    models = dict(T.measured().models)
+    for name, f in models.items():  # the mechanism, on either model: Bridge statistics shrink, never enlarge
+        assert f.symptoms["unnorm"].get("slams", 0) == 0 and f.share("unnorm", "scribbles") == 1.0, name
+    facts = models["v1"]
     assert facts.seeds == 50
     assert facts.symptoms["unnorm"].get("slams", 0) == 0 and facts.share("unnorm", "scribbles") == 1.0
     assert facts.scale_ratio["unnorm"][1] < 1 / T.SCALE_FACTOR  # shrunk on every seed, not enlarged

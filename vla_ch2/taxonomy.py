@@ -10,7 +10,7 @@ grader of Exercise 2.x.4. Three layers, kept apart on purpose:
   ``bridge_orig`` q01..q99 range to the suite's; what a non-action token
   decodes to, since the detokenizer clips it to the top bin);
 * **the measurement** (:func:`measured`): what the committed drills of the
-  teaching model did, seed by seed, summarised in
+  teaching models (v1 and v2) did, seed by seed, summarised in
   ``vla_ch2/data/drills_measured.json`` by :func:`summarise` from the run logs
   (``python scripts/drills_summary.py``; a test checks the file against the logs).
 
@@ -277,7 +277,14 @@ def _measured_data() -> dict:
 
 @dataclass(frozen=True)
 class Measured:
-    """What the committed drills showed, per cause: symptom counts over seeds and the signature ranges."""
+    """What the committed drills showed, per cause: symptom counts over seeds and the signature ranges.
+
+    When the drills of several models were measured (the teaching model v1
+    and v2), the counts and ranges pool every seed of every model and
+    ``models`` keeps each model's own :class:`Measured`: a cause is credited
+    with a symptom when any one model showed it on :data:`MIN_SHARE` of its
+    seeds, so a reader whose model behaves like either is never marked wrong.
+    """
 
     source: str
     seeds: int
@@ -287,19 +294,41 @@ class Measured:
     median_arm_norm: dict  # cause id -> (min, max)
     prompt_faces: dict  # face -> number of seeds (the bad_prompt runs)
     baseline_unrewarded: tuple  # seeds whose baseline was never rewarded
+    models: tuple = ()  # (name, Measured) per model, when several were measured
 
     def share(self, cause: str, symptom: str) -> float:
-        """The share of seeds on which ``cause``'s drill showed ``symptom``."""
+        """The share of seeds (of all models together) on which ``cause``'s drill showed ``symptom``."""
         return self.symptoms[cause].get(symptom, 0) / self.seeds
 
     def causes_of(self, symptom: str) -> list[str]:
-        """The causes that showed ``symptom`` on at least :data:`MIN_SHARE` of the seeds."""
+        """The causes that showed ``symptom`` on at least :data:`MIN_SHARE` of the seeds (of any one model)."""
+        if self.models:
+            found = {c for _, facts in self.models for c in facts.causes_of(symptom)}
+            return [c for c in CAUSES if c in found]
         return [c for c in CAUSES if self.share(c, symptom) >= MIN_SHARE]
+
+    def credits(self, cause: str, symptom: str) -> bool:
+        """Whether the drills credit ``cause`` with ``symptom`` (see :meth:`causes_of`)."""
+        return cause in self.causes_of(symptom)
 
 
 def measured(data: dict | None = None) -> Measured:
-    """The measured layer, from ``vla_ch2/data/drills_measured.json`` (or a :func:`summarise` result)."""
+    """The measured layer, from ``vla_ch2/data/drills_measured.json`` (or a :func:`summarise` result).
+
+    The file holds one summary per model under ``"models"`` (name -> :func:`summarise`
+    result); a single summary is read as one model.
+    """
     data = data or _measured_data()
+    if "models" in data:
+        per_model = tuple((name, _measured_one(summary)) for name, summary in data["models"].items())
+        pooled = _measured_one({"source": "; ".join(f"{name}: {s['source']}" for name, s in data["models"].items()),
+                                "seeds": {f"{name}/{seed}": row for name, s in data["models"].items()
+                                          for seed, row in s["seeds"].items()}})
+        return Measured(**{**pooled.__dict__, "models": per_model})
+    return _measured_one(data)
+
+
+def _measured_one(data: dict) -> Measured:
     rows = data["seeds"]
     symptoms = {cid: {} for cid in CAUSES}
     scale, arm = {}, {}
@@ -314,7 +343,7 @@ def measured(data: dict | None = None) -> Measured:
     faces: dict = {}
     for row in rows.values():
         faces[row["bad_prompt"]["face"]] = faces.get(row["bad_prompt"]["face"], 0) + 1
-    unrewarded = tuple(int(s) for s, row in rows.items() if not row["baseline"]["rewarded"])
+    unrewarded = tuple(s if "/" in s else int(s) for s, row in rows.items() if not row["baseline"]["rewarded"])
     steps = min(row["baseline"]["steps"] for row in rows.values())
     return Measured(data["source"], len(rows), steps, symptoms, scale, arm, faces, unrewarded)
 
@@ -342,11 +371,16 @@ def credited_causes(symptom: str, facts: Measured | None = None) -> dict[str, tu
 
 
 def measured_sentence(cause: str, facts: Measured | None = None) -> str:
-    """One sentence, with numbers from the drills, on what ``cause`` does on LIBERO."""
+    """One sentence, with numbers from the drills, on what ``cause`` does on LIBERO (per model when several)."""
     facts = facts or measured()
-    counts = facts.symptoms[cause]
-    parts = [f"{SYMPTOMS[s] if s in SYMPTOMS else 'still succeeds'} on {n} of {facts.seeds} seeds"
-             for s, n in sorted(counts.items(), key=lambda kv: -kv[1])]
-    low, high = facts.scale_ratio[cause]
-    scale = f"largest translation {low:.3g} to {high:.3g} times the baseline's"
-    return f"On LIBERO the {CAUSES[cause].tag} drill {'; '.join(parts)} ({scale})."
+
+    def clause(f: Measured) -> str:
+        parts = [f"{SYMPTOMS[s] if s in SYMPTOMS else 'still succeeds'} on {n} of {f.seeds} seeds"
+                 for s, n in sorted(f.symptoms[cause].items(), key=lambda kv: -kv[1])]
+        low, high = f.scale_ratio[cause]
+        return f"{'; '.join(parts)} (largest translation {low:.3g} to {high:.3g} times the baseline's)"
+
+    if facts.models:
+        return (f"On LIBERO the {CAUSES[cause].tag} drill of the teaching model "
+                + "; ".join(f"{name}: {clause(f)}" for name, f in facts.models) + ".")
+    return f"On LIBERO the {CAUSES[cause].tag} drill {clause(facts)}."
