@@ -17,7 +17,7 @@ mkdir -p "$R"
 for stage in $STAGES; do
   case $stage in
     drills)
-      $V/vla-ch2 drills --out $R/v2/drills --videos $R/v2/videos --seed 0 --steps 500 --workers 2
+      $V/vla-ch2 drills --out $R/v2/drills --videos $R/v2/videos --seed 0 --steps 600 --workers 2
       $V/vla-ch2 predicates verify $R/v2/drills --json > $R/v2/drills/verify.json || true ;;
     matrix)
       # Any seed, horizons 200 to 600: seeds 0..MATRIX_LAST_SEED of 600 steps (49: every official initial state,

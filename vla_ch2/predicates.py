@@ -14,8 +14,9 @@ it shows one failure's signature. Three sets:
   in [-1, 1], so a healthy LIBERO run has ``max(abs(action[:3]))`` near 1).
 * **instrumented**: one instrument per broken input, relative to the
   baseline, for logs that carry the instrument fields of :mod:`vla_ch2.logs`.
-  The statistics: translation scale (as in the calibrated set). The image:
-  ``img_top_minus_bottom`` has the opposite sign to the baseline's. The
+  The image: ``img_top_minus_bottom`` has the opposite sign to the baseline's.
+  The statistics: translation scale (as in the calibrated set) with the image
+  upright. The
   prompt, by elimination: image and scale as in the baseline, yet the
   model's token probabilities (``token_prob``) differ from the baseline's
   for the same first image, or are much lower over the run.
@@ -194,6 +195,19 @@ def no_flip_instrumented(run, baseline) -> bool:
     return bool(mine * reference < 0)
 
 
+def bad_unnorm_instrumented(run, baseline, factor: float = SCALE_FACTOR) -> bool:
+    """Translations on another scale (as :func:`bad_unnorm_calibrated`) while the image reads upright.
+
+    The scale is indirect evidence: a model shown a scene it never saw may
+    also freeze, and teaching model v2 does without the flip (its largest
+    translation falls to about 0.001 of the baseline's, against Bridge
+    statistics' 0.04; docs/results/v2). The image instrument is direct
+    evidence of the image fault, so a scale change is put down to the
+    statistics only when the image is the right way up.
+    """
+    return bad_unnorm_calibrated(run, baseline, factor) and not no_flip_instrumented(run, baseline)
+
+
 def working_steps(baseline) -> int:
     """How many steps the baseline was still doing its task: up to its first reward, else all of them.
 
@@ -258,7 +272,7 @@ def _fired(run, baseline, mode: str) -> dict:
     if mode == "calibrated":
         return {"bad_prompt": bad_prompt_calibrated(run, baseline), "bad_unnorm": bad_unnorm_calibrated(run, baseline),
                 "no_flip": no_flip_calibrated(run, baseline)}
-    return {"bad_prompt": bad_prompt_instrumented(run, baseline), "bad_unnorm": bad_unnorm_calibrated(run, baseline),
+    return {"bad_prompt": bad_prompt_instrumented(run, baseline), "bad_unnorm": bad_unnorm_instrumented(run, baseline),
             "no_flip": no_flip_instrumented(run, baseline)}
 
 

@@ -441,7 +441,7 @@ def train(
         "weights_from_step": steps - 1 if best is None else best[1], "log": log,
         "config": {k: getattr(cfg, k) for k in ("vocab_size", "image_size", "patch_size", "vision_dim", "d_model",
                                                  "n_layers", "n_heads", "mlp_ratio", "max_text_len",
-                                                 "stem_channels", "gelu")},
+                                                 "stem_channels", "gelu", "dropout")},
         "statistics": data["stats"],
     }
     (out_dir / "train.json").write_text(json.dumps(summary, indent=2))
