@@ -14,7 +14,11 @@ simulator steps, wait steps included, divided by the parallel throughput).
 ``--lp-threads N`` sets Mesa llvmpipe's render threads (``LP_NUM_THREADS``) in
 every process this bench starts, to measure what renderer threads cost.
 
-    python bench/loop_overhead.py [--steps 200] [--workers 2] [--sweep-episodes 10] [--out bench.json]
+    python bench/loop_overhead.py [--steps 200] [--workers 2] [--sweep-episodes 10] [--suite DIR] [--out bench.json]
+
+``--suite DIR`` also compares a finished suite sweep's recorded wall time (its
+``last_run`` per task, measured when it ran, not in this run) with the ideal at
+this run's parallel throughput.
 """
 
 from __future__ import annotations
@@ -132,6 +136,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0, help="measure the parallel baseline with this many processes")
     parser.add_argument("--sweep-episodes", type=int, default=0, help="run a sweep of this many episodes, compare with the ideal")
     parser.add_argument("--lp-threads", type=int, default=None, help="LP_NUM_THREADS for every process started here")
+    parser.add_argument("--suite", default=None,
+                        help="a finished suite sweep (task-*/summary.json): compare its recorded wall time with the ideal")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     if args.lp_threads is not None:
@@ -159,6 +165,18 @@ def main() -> None:
             result.update({"sweep_episodes": last["episodes_run"], "sweep_sim_steps": sim_steps,
                            "sweep_wall_s": last["wall_s"], "sweep_ideal_s": round(ideal, 1),
                            "sweep_over_ideal": round(last["wall_s"] / ideal, 3)})
+        if args.suite:
+            from pathlib import Path
+
+            from vla_ch2 import conventions as C
+
+            runs = [json.loads(p.read_text())["last_run"] for p in sorted(Path(args.suite).glob("task-*/summary.json"))]
+            sim_steps = sum(r["policy_steps"] + C.NUM_WAIT_STEPS * r["episodes_run"] for r in runs)
+            wall = sum(r["wall_s"] for r in runs)
+            ideal = sim_steps / par["steps_per_s"]
+            result.update({"suite_episodes": sum(r["episodes_run"] for r in runs), "suite_sim_steps": sim_steps,
+                           "suite_wall_s_recorded": round(wall, 1), "suite_ideal_s": round(ideal, 1),
+                           "suite_over_ideal": round(wall / ideal, 3)})
     print(json.dumps(result, indent=2))
     if args.out:
         with open(args.out, "w") as handle:

@@ -37,7 +37,7 @@ for stage in $STAGES; do
       $V/vla-ch2 sweep --out $R/suite --tasks all --episodes 50 --workers 2
       $V/vla-ch2 plot $R/suite/task-0 --out $R/suite/task-0/first_close.png ;;
     bench)
-      $V/python bench/loop_overhead.py --workers 2 --sweep-episodes 10 --out $R/bench.json
+      $V/python bench/loop_overhead.py --workers 2 --sweep-episodes 10 --suite $R/suite --out $R/bench.json
       $V/python bench/main_command.py --workers 2 --out $R/bench_main.json ;;
     tables)
       $V/python scripts/model_card.py

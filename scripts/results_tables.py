@@ -321,17 +321,38 @@ def suite_table(directory: Path = R / "suite") -> str:
     s = json.loads((directory / "suite.json").read_text())
     demos = json.loads(Path("vla_ch2/checkpoints/teaching-vla-libero-object/demos.json").read_text())
     names = {d["task_id"]: d["language"] for d in demos}
-    lines = ["| task | instruction | successes | success rate | standard error | mean steps |", "|---|---|---|---|---|---|"]
+    def first_five(path: Path) -> tuple[int, int] | None:
+        """Successes on official initial states 0..4 (what v1 was measured on for tasks 1 to 9)."""
+        if not path.is_file():
+            return None
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        five = [r for r in rows if r["seed"] < 5]
+        return sum(r["success"] for r in five), len(five)
+
+    lines = ["| task | instruction | successes | success rate | standard error | mean steps | states 0-4: v2 | "
+             "states 0-4: v1 |", "|---|---|---|---|---|---|---|---|"]
+    v1_totals, v2_totals = [0, 0], [0, 0]
     for t in s["tasks"]:
-        rows = [json.loads(line) for line in (directory / f"task-{t['task']}" / "episodes.jsonl").read_text().splitlines()]
+        path = directory / f"task-{t['task']}" / "episodes.jsonl"
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        v1_dir = R / "sweep" if t["task"] == 0 else R / "tasks" / f"task-{t['task']}"
+        v2, v1 = first_five(path), first_five(v1_dir / "episodes.jsonl")
+        for totals, pair in ((v2_totals, v2), (v1_totals, v1)):
+            if pair:
+                totals[0] += pair[0]
+                totals[1] += pair[1]
         lines.append(f"| {t['task']} | {names.get(t['task'], '')} | {t['successes']}/{t['episodes']} "
                      f"| {100 * t['success_rate']:.0f} % | {100 * t['standard_error']:.1f} "
-                     f"| {sum(r['steps'] for r in rows) / len(rows):.0f} |")
+                     f"| {sum(r['steps'] for r in rows) / len(rows):.0f} | {'%d/%d' % v2 if v2 else '-'} "
+                     f"| {'%d/%d' % v1 if v1 else '-'} |")
     lines.append(f"| **suite** | all {len(s['tasks'])} tasks, episodes pooled | **{s['successes']}/{s['episodes']}** "
-                 f"| **{100 * s['success_rate']:.1f} %** | **{100 * s['standard_error']:.1f}** | |")
+                 f"| **{100 * s['success_rate']:.1f} %** | **{100 * s['standard_error']:.1f}** | | "
+                 f"{v2_totals[0]}/{v2_totals[1]} | {v1_totals[0]}/{v1_totals[1]} |")
     protocol = ("the whole protocol (every task, 50 official initial states each)" if s["whole_suite"]
                 else "part of the protocol only: not comparable with the published suite averages")
-    lines += ["", f"Measured on {protocol}; {s['errored']} episodes errored.", "",
+    lines += ["", f"Measured on {protocol}; {s['errored']} episodes errored. The last two columns compare the two "
+              "teaching models on the same five official initial states of each task (v1 was measured on states 0-4 "
+              "only for tasks 1 to 9), on the image path each was evaluated with (v1: Pillow's).", "",
               "| policy (published, LIBERO-Object suite average) | success rate |", "|---|---|"]
     for ref in s["published"]:
         lines.append(f"| {ref['policy']} | {100 * ref['success_rate']:.1f} % +- {100 * ref['standard_error']:.1f} |")
