@@ -266,6 +266,20 @@ def agreement_table(sets=("dev", "holdout", "holdout_v2", "holdout_v3")) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _signature_rows(old_sum: dict, new_sum: dict, change: str) -> list[str]:
+    """Per seed and drill of ``new_sum``: each signature before -> after (``change`` names the two, e.g. "v1 -> v2")."""
+    lines = [f"| seed | drill | symptom, {change} | largest translation / baseline's | median norm(action[:6]) "
+             "| median img_top_minus_bottom | median token_prob |", "|---|---|---|---|---|---|---|"]
+    for seed in sorted(new_sum, key=int):
+        for tag in ("baseline", "no_flip", "bad_prompt", "bad_unnorm"):
+            a, b = old_sum[seed][tag], new_sum[seed][tag]
+            pair = lambda key, f="{:.3f}": f"{f.format(a[key])} -> {f.format(b[key])}"  # noqa: E731
+            lines.append(f"| {seed} | {tag} | {a['symptom'] or '-'} -> {b['symptom'] or '-'} | "
+                         f"{pair('scale_ratio', '{:.4f}')} | {pair('median_arm_norm')} | "
+                         f"{pair('median_img_top_minus_bottom', '{:+.1f}')} | {pair('median_token_prob')} |")
+    return lines
+
+
 def image_path_table() -> str:
     """The teaching model (trained on the Pillow path) evaluated on the Pillow and the TensorFlow-faithful paths."""
     import sys
@@ -296,15 +310,7 @@ def image_path_table() -> str:
     if faithful.is_dir():
         new_sum = T.summarise(faithful)["seeds"]
         old_sum = T.summarise(R / "drills-matrix")["seeds"]
-        lines += ["| seed | drill | symptom, Pillow -> faithful | largest translation / baseline's | median norm(action[:6]) "
-                  "| median img_top_minus_bottom | median token_prob |", "|---|---|---|---|---|---|---|"]
-        for seed in sorted(new_sum, key=int):
-            for tag in ("baseline", "no_flip", "bad_prompt", "bad_unnorm"):
-                a, b = old_sum[seed][tag], new_sum[seed][tag]
-                pair = lambda key, f="{:.3f}": f"{f.format(a[key])} -> {f.format(b[key])}"  # noqa: E731
-                lines.append(f"| {seed} | {tag} | {a['symptom'] or '-'} -> {b['symptom'] or '-'} | "
-                             f"{pair('scale_ratio', '{:.4f}')} | {pair('median_arm_norm')} | "
-                             f"{pair('median_img_top_minus_bottom', '{:+.1f}')} | {pair('median_token_prob')} |")
+        lines += _signature_rows(old_sum, new_sum, "Pillow -> faithful")
         from vla_ch2.predicates import verify_directory
 
         settled = []
@@ -371,15 +377,7 @@ def v1_v2_signatures(old: Path = R / "drills-matrix", new: Path = R / "v2" / "dr
 
     new_sum = T.summarise(new)["seeds"]
     old_sum = T.summarise(old)["seeds"]
-    lines = ["| seed | drill | symptom, v1 -> v2 | largest translation / baseline's | median norm(action[:6]) "
-             "| median img_top_minus_bottom | median token_prob |", "|---|---|---|---|---|---|---|"]
-    for seed in sorted(new_sum, key=int):
-        for tag in ("baseline", "no_flip", "bad_prompt", "bad_unnorm"):
-            a, b = old_sum[seed][tag], new_sum[seed][tag]
-            pair = lambda key, f="{:.3f}": f"{f.format(a[key])} -> {f.format(b[key])}"  # noqa: E731
-            lines.append(f"| {seed} | {tag} | {a['symptom'] or '-'} -> {b['symptom'] or '-'} | "
-                         f"{pair('scale_ratio', '{:.4f}')} | {pair('median_arm_norm')} | "
-                         f"{pair('median_img_top_minus_bottom', '{:+.1f}')} | {pair('median_token_prob')} |")
+    lines = _signature_rows(old_sum, new_sum, "v1 -> v2")
     counts = {}
     for seed in new_sum:
         for tag in ("no_flip", "bad_prompt", "bad_unnorm"):
