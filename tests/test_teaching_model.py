@@ -35,3 +35,19 @@ def test_shipped_checkpoint_acts_on_real_libero(object_task, teaching_policy):
     records = list(run_episode(object_task, teaching_policy, seed=0, max_steps=5))
     assert len(records) == 5 and all(np.all(np.isfinite(r["action"])) for r in records)
     assert teaching_policy.resolve_key("libero_object") == "libero_object_no_noops"
+
+
+def test_still_tail_marks_only_the_resting_frames_that_end_a_demonstration():
+    import numpy as np
+
+    from vla_ch2.factory.teaching_model import still_tail
+
+    actions = np.zeros((8, 7))
+    actions[:, 6] = 1.0  # closed
+    actions[3:5, 6] = -1.0  # demo 0 ends open and still
+    actions[5, 0] = 0.3  # demo 1 moves, then rests open
+    actions[6:8, 6] = -1.0
+    actions[1, 6] = -1.0  # open and still in the middle of demo 0 (frame 2 moves again): not a tail
+    actions[2, 2] = 0.5
+    episodes = np.array([0, 0, 0, 0, 0, 1, 1, 1])
+    assert still_tail(actions, episodes).tolist() == [False, False, False, True, True, False, True, True]

@@ -168,7 +168,23 @@ def frame_spacing(npz_path: Path) -> float:
     return record.get("config", {}).get("keep_every", 1) / record.get("thinned", {}).get("fraction", 1.0)
 
 
-def load_dataset(data_dirs, tokenizer, vocab_size: int, hold_steps: int | None = 7, holdout: int = 0) -> dict:
+def still_tail(env_actions: np.ndarray, episodes: np.ndarray) -> np.ndarray:
+    """Mask of the frames that end a demonstration holding still with the gripper open (after the release).
+
+    They are the only "open and still" labels in the data, and they teach a
+    policy a resting state to fall into wherever a scene looks finished.
+    """
+    actions = np.asarray(env_actions)
+    still_open = (actions[:, 6] < 0) & (np.linalg.norm(actions[:, :3], axis=1) == 0.0)
+    tail = np.zeros(len(actions), dtype=bool)
+    for i in range(len(actions) - 1, -1, -1):
+        last = i == len(actions) - 1 or episodes[i + 1] != episodes[i]
+        tail[i] = still_open[i] and (last or tail[i + 1])
+    return tail
+
+
+def load_dataset(data_dirs, tokenizer, vocab_size: int, hold_steps: int | None = 7, holdout: int = 0,
+                 drop_still_tail: bool = False) -> dict:
     """All demos as JPEG frames, prompt token ids and action token ids.
 
     ``data_dirs`` is one folder of ``task_<id>.npz`` files or several (for
@@ -177,6 +193,8 @@ def load_dataset(data_dirs, tokenizer, vocab_size: int, hold_steps: int | None =
     stored every few steps it becomes the matching number of frames. The last
     ``holdout`` demonstrations of every task are marked ``held_out`` (fresh
     layouts the model does not train on, to measure how it generalises).
+    ``drop_still_tail`` leaves out each demonstration's still frames after the
+    release (:func:`still_tail`).
     """
     from vla_ch2.factory.demos import load_task_demos
 
@@ -187,6 +205,10 @@ def load_dataset(data_dirs, tokenizer, vocab_size: int, hold_steps: int | None =
     prompt_cache, relabelled, counted = {}, 0, set()
     for path in paths:
         demo = load_task_demos(path)
+        if drop_still_tail:
+            keep = ~still_tail(demo["actions"], demo["episodes"])
+            demo = {**demo, "frames": [f for f, k in zip(demo["frames"], keep) if k], "actions": demo["actions"][keep],
+                    "episodes": demo["episodes"][keep]}
         env_actions = demo["actions"]
         if hold_steps is not None:
             hold_frames = max(1, int(round(hold_steps / frame_spacing(path))))
@@ -332,7 +354,8 @@ def train(
     weights that scored best on them, and ``train.json`` says at which step);
     ``jitter`` (OpenVLA's colour augmentation, :data:`COLOR_JITTER`);
     ``crop_area_min`` (random crop areas from this to 90 %); ``weight_decay``;
-    ``max_seconds`` (stop early, keeping what was scored).
+    ``max_seconds`` (stop early, keeping what was scored); ``hold_steps`` (see
+    :func:`relabel_holds`, default 7 simulator steps); ``drop_still_tail``.
     """
     import torch
     import torch.nn.functional as F
@@ -348,7 +371,8 @@ def train(
     cfg = modeling.TeachVLAConfig(vocab_size=tokenizer.get_vocab_size(), **(config_overrides or {}))
     options = dict(options or {})
     holdout = int(options.get("holdout", 0))
-    data = load_dataset(data_dir, tokenizer, cfg.vocab_size, holdout=holdout)
+    data = load_dataset(data_dir, tokenizer, cfg.vocab_size, hold_steps=options.get("hold_steps", 7), holdout=holdout,
+                        drop_still_tail=bool(options.get("drop_still_tail", False)))
     n = len(data["frames"])
     train_idx = torch.from_numpy(np.flatnonzero(~data["held_out"]))
     held_idx = torch.from_numpy(np.flatnonzero(data["held_out"]))
