@@ -367,6 +367,32 @@ def suite_table(directory: Path = R / "suite") -> str:
     return "\n".join(lines) + "\n"
 
 
+def suite_failures(directory: Path = R / "suite", tail: int = 40) -> str:
+    """How each task's failed episodes end: over their last ``tail`` steps, still or moving, gripper open or closed."""
+    import sys
+
+    import numpy as np
+
+    sys.path.insert(0, ".")
+    from vla_ch2.logs import read_records, stored_log
+
+    s = json.loads((directory / "suite.json").read_text())
+    lines = ["| task | failures | still, gripper open | still, gripper closed | still moving |", "|---|---|---|---|---|"]
+    for t in s["tasks"]:
+        task_dir = directory / f"task-{t['task']}"
+        rows = [json.loads(line) for line in (task_dir / "episodes.jsonl").read_text().splitlines()]
+        counts = {"open": 0, "closed": 0, "moving": 0}
+        failed = [r for r in rows if not r["success"]]
+        for r in failed:
+            actions = np.array([x["action"] for x in read_records(stored_log(task_dir / "episodes" / f"seed-{r['seed']}.jsonl"))])
+            if np.abs(actions[-tail:, :3]).max() >= 0.01:
+                counts["moving"] += 1
+            else:
+                counts["closed" if actions[-1, 6] > 0 else "open"] += 1
+        lines.append(f"| {t['task']} | {len(failed)} | {counts['open']} | {counts['closed']} | {counts['moving']} |")
+    return "\n".join(lines) + "\n"
+
+
 def v1_v2_signatures(old: Path = R / "drills-matrix", new: Path = R / "v2" / "drills-matrix") -> str:
     """Each drill's signature on the same seeds, teaching model v1 (its 50-seed matrix) against v2."""
     import sys
@@ -415,6 +441,7 @@ def main(only: list[str] | None = None) -> None:
         "agreement.md": agreement_table,
         "image_path.md": image_path_table,
         "suite.md": suite_table,
+        "suite_failures.md": suite_failures,
         "v2_drills.md": lambda: drills_table(R / "v2" / "drills"),
         "v2_signatures.md": v1_v2_signatures,
         "v2_drills_matrix.md": lambda: matrix_table(R / "v2" / "drills-matrix"),
