@@ -355,7 +355,8 @@ def suite_table(directory: Path = R / "suite") -> str:
                  f"| **{100 * s['success_rate']:.1f} %** | **{100 * s['standard_error']:.1f}** | | "
                  f"{v2_totals[0]}/{v2_totals[1]} | {v1_totals[0]}/{v1_totals[1]} |")
     protocol = ("the whole protocol (every task, 50 official initial states each)" if s["whole_suite"]
-                else "part of the protocol only: not comparable with the published suite averages")
+                else f"part of the protocol only ({s['episodes']} of 500 episodes: tasks "
+                     f"{', '.join(str(t['task']) for t in s['tasks'])}): not comparable with the published suite averages")
     lines += ["", f"Measured on {protocol}; {s['errored']} episodes errored. The last two columns compare the two "
               "teaching models on the same five official initial states of each task (v1 was measured on states 0-4 "
               "only for tasks 1 to 9), on the image path each was evaluated with (v1: Pillow's).", "",
