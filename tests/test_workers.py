@@ -1,4 +1,4 @@
-"""Worker processes (sweep, drills, validation) end when the process that started them is killed."""
+"""Worker processes (sweep, drills, validation: ``env.worker_pool``) end when the process that started them is killed."""
 
 import multiprocessing as mp
 import os
@@ -9,20 +9,19 @@ import time
 import pytest
 
 
-def _worker(ready) -> None:
-    from vla_ch2.env import die_with_parent
-
-    die_with_parent()
-    ready.set()
+def _worker(jobs, results) -> None:
+    results.put(os.getpid())
     time.sleep(60)
 
 
 def _parent(ready, pid_file) -> None:
-    proc = mp.get_context("spawn").Process(target=_worker, args=(ready,))
-    proc.start()
-    with open(pid_file, "w") as handle:
-        handle.write(str(proc.pid))
-    time.sleep(60)
+    from vla_ch2.env import worker_pool
+
+    with worker_pool(_worker, [], 1) as results:
+        with open(pid_file, "w") as handle:
+            handle.write(str(results.get()))
+        ready.set()
+        time.sleep(60)
 
 
 def _gone(pid: int) -> bool:

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from vla_ch2.env import LiberoTask
+from vla_ch2.env import LiberoTask, worker_pool
 from vla_ch2.logs import StepLogWriter, read_records, stored_log
 from vla_ch2.loop import run_episode
 from vla_ch2.toggles import DRILLS, Toggles
@@ -166,10 +166,6 @@ def _drill_worker(jobs, events, settings: dict, out_dir: str, video_dir, load_kw
     """One process of a parallel drill: its own simulator and model, runs taken from a queue."""
     import torch
 
-    from vla_ch2.env import die_with_parent
-
-    die_with_parent()
-
     torch.set_num_threads(1)
     from vla_ch2.env import quiet_robosuite
     from vla_ch2.policy import load_policy
@@ -195,21 +191,8 @@ def _drill_worker(jobs, events, settings: dict, out_dir: str, video_dir, load_kw
 
 def _run_parallel(out_dir: Path, settings: DrillSettings, todo: list[str], workers: int, load_kwargs: dict,
                   video_dir, progress, finished) -> None:
-    import multiprocessing as mp
-
-    ctx = mp.get_context("spawn")
-    jobs, events = ctx.Queue(), ctx.Queue()
-    for tag in todo:
-        jobs.put(tag)
-    for _ in range(workers):
-        jobs.put(None)
-    procs = [ctx.Process(target=_drill_worker,
-                         args=(jobs, events, asdict(settings), str(out_dir),
-                               None if video_dir is None else str(video_dir), load_kwargs))
-             for _ in range(workers)]
-    for proc in procs:
-        proc.start()
-    try:
+    with worker_pool(_drill_worker, todo, workers, asdict(settings), str(out_dir),
+                     None if video_dir is None else str(video_dir), load_kwargs) as events:
         remaining = set(todo)
         while remaining:
             kind, tag, payload = events.get()
@@ -220,11 +203,6 @@ def _run_parallel(out_dir: Path, settings: DrillSettings, todo: list[str], worke
             if kind == "done":
                 remaining.discard(tag)
                 finished(tag)
-    finally:
-        for proc in procs:
-            proc.join(timeout=5)
-            if proc.is_alive():
-                proc.terminate()
 
 
 def combine(paths: dict[str, Path], out: Path) -> Path:

@@ -162,6 +162,41 @@ def die_with_parent() -> None:
             pass
 
 
+def _pool_worker(target, args: tuple) -> None:
+    die_with_parent()
+    target(*args)
+
+
+@contextlib.contextmanager
+def worker_pool(target, jobs, workers: int, *args):
+    """Run ``target(job_queue, result_queue, *args)`` in ``workers`` spawned processes; yield the result queue.
+
+    The job queue holds ``jobs`` and then one ``None`` per worker (the sign to
+    stop). Each worker ends when the process that started it ends
+    (:func:`die_with_parent`); leaving the block joins them, terminating any
+    that do not stop within seconds. Sweeps, parallel drills and the factory's
+    validation share it: each worker owns a simulator and a model.
+    """
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    job_queue, results = ctx.Queue(), ctx.Queue()
+    for job in jobs:
+        job_queue.put(job)
+    for _ in range(workers):
+        job_queue.put(None)
+    procs = [ctx.Process(target=_pool_worker, args=(target, (job_queue, results, *args))) for _ in range(workers)]
+    for proc in procs:
+        proc.start()
+    try:
+        yield results
+    finally:
+        for proc in procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.terminate()
+
+
 def quiet_robosuite() -> None:
     """Silence robosuite's macro-file warnings, which say nothing to a reader."""
     import logging

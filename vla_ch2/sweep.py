@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing as mp
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -22,6 +21,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from vla_ch2 import conventions as C
+from vla_ch2.env import worker_pool
 from vla_ch2.logs import StepLogWriter
 
 EPISODES = "episodes.jsonl"
@@ -133,10 +133,6 @@ def _episode_worker(job_queue, result_queue, settings: dict, out_dir: str) -> No
     """One process: its own simulator and model, episodes taken from a queue."""
     import torch
 
-    from vla_ch2.env import die_with_parent
-
-    die_with_parent()
-
     torch.set_num_threads(1)
     from vla_ch2.env import LiberoTask, quiet_robosuite
     from vla_ch2.policy import load_policy
@@ -210,34 +206,19 @@ def run_sweep(
     todo = [s for s in range(episodes) if s % count == index and s not in done]
     started = time.perf_counter()
     if todo:
-        ctx = mp.get_context("spawn")
-        jobs, results = ctx.Queue(), ctx.Queue()
-        for seed in todo:
-            jobs.put(seed)
         n_workers = max(1, min(workers, len(todo)))
-        for _ in range(n_workers):
-            jobs.put(None)
-        procs = [ctx.Process(target=_episode_worker, args=(jobs, results, asdict(settings), str(out_dir)))
-                 for _ in range(n_workers)]
-        for proc in procs:
-            proc.start()
-        try:
-            with open(out_dir / EPISODES, "a", encoding="utf-8") as handle:
-                for _ in todo:
-                    kind, payload = results.get()
-                    if kind == "error":
-                        raise RuntimeError(f"a sweep worker failed: {payload}")
-                    handle.write(json.dumps(payload) + "\n")
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                    rows.append(payload)
-                    if progress:
-                        progress(payload, rows)
-        finally:
-            for proc in procs:
-                proc.join(timeout=5)
-                if proc.is_alive():
-                    proc.terminate()
+        with worker_pool(_episode_worker, todo, n_workers, asdict(settings), str(out_dir)) as results, \
+                open(out_dir / EPISODES, "a", encoding="utf-8") as handle:
+            for _ in todo:
+                kind, payload = results.get()
+                if kind == "error":
+                    raise RuntimeError(f"a sweep worker failed: {payload}")
+                handle.write(json.dumps(payload) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+                rows.append(payload)
+                if progress:
+                    progress(payload, rows)
     ran = [r for r in rows if r["seed"] in set(todo)]
     last_run = {"episodes_run": len(ran), "workers": workers, "wall_s": round(time.perf_counter() - started, 2),
                 "policy_steps": int(sum(r["steps"] for r in ran))}

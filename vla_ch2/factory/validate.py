@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 from pathlib import Path
+
+from vla_ch2.env import worker_pool
 
 VALIDATION_SEED_BASE = 200_000
 
@@ -42,10 +43,6 @@ def layout_base(task_id: int) -> int:
 
 def _worker(jobs, results, suite: str) -> None:
     import torch
-
-    from vla_ch2.env import die_with_parent
-
-    die_with_parent()
 
     torch.set_num_threads(1)
     from vla_ch2.env import LiberoTask, quiet_robosuite
@@ -81,30 +78,15 @@ def validate(models: list[str], tasks: list[int], per_task: int, workers: int, o
     # Interleave the models so that a run cut short still compares them on the same episodes.
     todo = [(m, t, k) for k in range(per_task) for t in tasks for m in models if (m, t, k) not in done]
     if todo:
-        ctx = mp.get_context("spawn")
-        jobs, results = ctx.Queue(), ctx.Queue()
-        for job in todo:
-            jobs.put(job)
-        for _ in range(workers):
-            jobs.put(None)
-        procs = [ctx.Process(target=_worker, args=(jobs, results, suite)) for _ in range(workers)]
-        for proc in procs:
-            proc.start()
-        try:
-            with open(out, "a", encoding="utf-8") as handle:
-                for _ in todo:
-                    row = results.get()
-                    if "error" in row:
-                        raise RuntimeError(f"a validation worker failed: {row['error']}")
-                    handle.write(json.dumps(row) + "\n")
-                    handle.flush()
-                    rows.append(row)
-                    print(json.dumps(row), flush=True)
-        finally:
-            for proc in procs:
-                proc.join(timeout=5)
-                if proc.is_alive():
-                    proc.terminate()
+        with worker_pool(_worker, todo, workers, suite) as results, open(out, "a", encoding="utf-8") as handle:
+            for _ in todo:
+                row = results.get()
+                if "error" in row:
+                    raise RuntimeError(f"a validation worker failed: {row['error']}")
+                handle.write(json.dumps(row) + "\n")
+                handle.flush()
+                rows.append(row)
+                print(json.dumps(row), flush=True)
     return rows
 
 
