@@ -375,7 +375,7 @@ def suite_failures(directory: Path = R / "suite", tail: int = 40) -> str:
     import numpy as np
 
     sys.path.insert(0, ".")
-    from vla_ch2.logs import read_records, stored_log
+    from vla_ch2.logs import read_records
 
     s = json.loads((directory / "suite.json").read_text())
     lines = ["| task | failures | still, gripper open | still, gripper closed | still moving |", "|---|---|---|---|---|"]
@@ -385,7 +385,7 @@ def suite_failures(directory: Path = R / "suite", tail: int = 40) -> str:
         counts = {"open": 0, "closed": 0, "moving": 0}
         failed = [r for r in rows if not r["success"]]
         for r in failed:
-            actions = np.array([x["action"] for x in read_records(stored_log(task_dir / "episodes" / f"seed-{r['seed']}.jsonl"))])
+            actions = np.array([x["action"] for x in read_records(task_dir / "episodes" / f"seed-{r['seed']}.jsonl")])
             if np.abs(actions[-tail:, :3]).max() >= 0.01:
                 counts["moving"] += 1
             else:

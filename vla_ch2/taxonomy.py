@@ -21,6 +21,7 @@ may give and on whose authority ("chapter" or "measured").
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from dataclasses import dataclass
@@ -324,7 +325,7 @@ def measured(data: dict | None = None) -> Measured:
         pooled = _measured_one({"source": "; ".join(f"{name}: {s['source']}" for name, s in data["models"].items()),
                                 "seeds": {f"{name}/{seed}": row for name, s in data["models"].items()
                                           for seed, row in s["seeds"].items()}})
-        return Measured(**{**pooled.__dict__, "models": per_model})
+        return dataclasses.replace(pooled, models=per_model)
     return _measured_one(data)
 
 
