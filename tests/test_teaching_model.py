@@ -51,3 +51,82 @@ def test_still_tail_marks_only_the_resting_frames_that_end_a_demonstration():
     actions[2, 2] = 0.5
     episodes = np.array([0, 0, 0, 0, 0, 1, 1, 1])
     assert still_tail(actions, episodes).tolist() == [False, False, False, True, True, False, True, True]
+
+
+def _expert_obs(eef, obj, basket=(0.0, 0.3, 0.0)):
+    return {"robot0_eef_pos": np.asarray(eef, float), "alphabet_soup_1_pos": np.asarray(obj, float),
+            "basket_1_pos": np.asarray(basket, float), "robot0_eef_quat": np.array([0.0, 0.0, 0.0, 1.0])}
+
+
+def test_a_deliberate_miss_aims_off_then_recovers_where_the_grasp_belongs():
+    from vla_ch2.factory.expert import ScriptedExpert
+
+    obj = np.array([0.1, -0.1, 0.02])
+    miss = np.array([0.02, 0.0, 0.05])
+    expert = ScriptedExpert("alphabet_soup_1", miss=miss, notice=0.1)
+    eef = obj + [miss[0], miss[1], 0.10]  # hovering over the wrong spot: the hand must descend there
+    expert.act(_expert_obs(eef, obj))
+    assert expert.phase == "descend"
+    down = expert.act(_expert_obs(eef, obj))
+    assert down[2] < 0 and abs(down[0]) < 1e-9  # straight down over the miss point, not towards the object
+    low = obj + miss + [0.0, 0.0, 0.005]  # low enough over the miss point: it closes there, on nothing
+    expert.act(_expert_obs(low, obj))
+    assert expert.phase == "close"
+    for _ in range(expert.config.close_steps):
+        expert.act(_expert_obs(low, obj))
+    assert expert.phase == "lift"
+    expert.act(_expert_obs(low + [0, 0, 0.05], obj))  # below the notice height: still lifting, closed
+    assert expert.attempts == 0
+    opened = expert.act(_expert_obs(low + [0, 0, 0.11], obj))  # the object stayed on the table: noticed
+    assert expert.attempts == 1 and expert.phase == "approach" and opened[6] < 0
+    back = expert.act(_expert_obs(low + [0, 0, 0.11], obj))
+    assert back[0] < 0  # heads back towards the object itself (the miss is forgotten)
+    assert expert.phase == "approach" and not expert._miss.any()
+
+
+def test_recovery_collection_keeps_only_frames_after_the_noticed_miss(monkeypatch, tmp_path):
+    from vla_ch2 import conventions as C
+    from vla_ch2.factory import demos
+
+    class FakeTask:
+        language = "pick up the alphabet soup and place it in the basket"
+
+        def __init__(self, *args):
+            self.env = type("E", (), {"env": type("I", (), {"obj_of_interest": ["alphabet_soup_1"]})()})()
+            self.t = 0
+
+        def reset(self, layout_seed):
+            self.t = 0
+            return self.obs()
+
+        def obs(self):
+            return {"t": self.t}
+
+        def step(self, action):
+            self.t += 1
+            return self.obs(), 0.0, self.t >= C.NUM_WAIT_STEPS + 12, {}
+
+        def frame(self, obs):
+            return np.full((8, 8, 3), obs["t"], np.uint8)
+
+        def close(self):
+            pass
+
+    class FakeExpert:
+        def __init__(self, target, miss=None, notice=0.08):
+            assert miss is not None  # recovery mode always aims off
+            self.attempts, self.calls = 0, 0
+
+        def act(self, obs):
+            self.calls += 1
+            self.attempts = int(self.calls > 5)  # the miss is noticed on the sixth call
+            return np.array([0.5, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0 if self.attempts else 1.0])
+
+    monkeypatch.setattr(demos, "LiberoTask", FakeTask)
+    monkeypatch.setattr(demos, "ScriptedExpert", FakeExpert)
+    monkeypatch.setattr(demos, "quiet_robosuite", lambda: None)
+    cfg = demos.DemoConfig(per_task=1, image_size=8, noisy_fraction=0.0, recovery=True)
+    summary = demos.collect_task(0, cfg, tmp_path)
+    kept = demos.load_task_demos(tmp_path / "task_0.npz")
+    assert summary["kept"] == 1
+    assert len(kept["actions"]) == 12 - 5 and (kept["actions"][:, 6] < 0).all()  # nothing from before the miss

@@ -46,6 +46,13 @@ class DemoConfig:
     seed: int = 0
     #: Store every k-th (non-no-op) frame: neighbouring frames at 20 Hz are near duplicates.
     keep_every: int = 1
+    #: Recovery demonstrations: the first grasp is aimed off on purpose (up to ``miss_xy`` sideways,
+    #: ``miss_z`` too high), and only the frames from the noticed miss on are kept: an empty closed
+    #: hand over an object still on the table, labelled "open, go back, grasp again".
+    recovery: bool = False
+    miss_xy: tuple = (0.0, 0.03)
+    miss_z: tuple = (0.03, 0.06)
+    notice: tuple = (0.05, 0.20)
 
 
 def is_noop(action: np.ndarray, previous: np.ndarray | None) -> bool:
@@ -78,7 +85,12 @@ def collect_task(task_id: int, cfg: DemoConfig, out_dir: Path, progress=None) ->
             obs = task.reset(layout_seed=LAYOUT_SEED_BASE + 1000 * task_id + k + 100 * cfg.seed)
             for _ in range(C.NUM_WAIT_STEPS):
                 obs, _, _, _ = task.step(C.WAIT_ACTION)
-            expert = ScriptedExpert(target)
+            if cfg.recovery:
+                angle, radius = rng.uniform(0, 2 * np.pi), rng.uniform(*cfg.miss_xy)
+                miss = (radius * np.cos(angle), radius * np.sin(angle), rng.uniform(*cfg.miss_z))
+                expert = ScriptedExpert(target, miss=miss, notice=rng.uniform(*cfg.notice))
+            else:
+                expert = ScriptedExpert(target)
             noisy = rng.random() < cfg.noisy_fraction
             demo_frames, demo_actions, previous, done = [], [], None, False
             for step in range(cfg.max_steps):
@@ -90,7 +102,7 @@ def collect_task(task_id: int, cfg: DemoConfig, out_dir: Path, progress=None) ->
                     executed[:6] = np.clip(executed[:6], -1.0, 1.0)
                 if is_noop(clean, previous):
                     noops += 1
-                elif step % cfg.keep_every == 0:
+                elif step % cfg.keep_every == 0 and (not cfg.recovery or expert.attempts > 0):
                     demo_frames.append(encode_frame(task.frame(obs), cfg.image_size, cfg.jpeg_quality))
                     demo_actions.append(clean)
                 previous = clean
@@ -99,7 +111,7 @@ def collect_task(task_id: int, cfg: DemoConfig, out_dir: Path, progress=None) ->
                     break
             outcomes["noisy" if noisy else "clean"][0] += 1
             outcomes["noisy" if noisy else "clean"][1] += int(bool(done))
-            if done:  # failed demos are dropped
+            if done and demo_actions:  # failed demos (and recoveries from a miss that grasped anyway) are dropped
                 kept += 1
                 frames += demo_frames
                 actions += demo_actions

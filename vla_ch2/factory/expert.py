@@ -54,9 +54,16 @@ class ScriptedExpert:
         Object name as in the observation keys (``alphabet_soup_1``).
     config : ExpertConfig
         Gains and heights.
+    miss : array-like or None
+        Aim the first grasp this far (metres, x y z) from where it should
+        close, to record a recovery: the hand closes on nothing, notices it
+        ``notice`` metres up (the object stayed on the table), opens and goes
+        back. Only the frames from that moment on are worth cloning.
+    notice : float
+        Height above the grasp at which a missed grasp is noticed.
     """
 
-    def __init__(self, target: str, config: ExpertConfig | None = None):
+    def __init__(self, target: str, config: ExpertConfig | None = None, miss=None, notice: float = 0.08):
         self.target = target
         self.config = config or ExpertConfig()
         self.phase = "approach"
@@ -66,6 +73,8 @@ class ScriptedExpert:
         self._offset = np.array(GRASP_XY.get(target.rsplit("_", 1)[0], (0.0, 0.0)))
         self._grasp = None
         self.attempts = 0
+        self._miss = np.zeros(3) if miss is None else np.asarray(miss, dtype=np.float64)
+        self.notice = float(notice)
 
     def _dz(self) -> float:
         name = self.target.rsplit("_", 1)[0]
@@ -93,12 +102,12 @@ class ScriptedExpert:
         basket = np.asarray(obs["basket_1_pos"], dtype=np.float64)
         self._update_rotation_error(np.asarray(obs["robot0_eef_quat"], dtype=np.float64))
         if self.phase == "approach":
-            goal = obj + np.array([self._offset[0], self._offset[1], cfg.hover])
+            goal = obj + np.array([self._offset[0] + self._miss[0], self._offset[1] + self._miss[1], cfg.hover])
             if np.linalg.norm((goal - eef)[:2]) < cfg.xy_tolerance and abs(goal[2] - eef[2]) < 2 * cfg.tolerance:
                 self.phase, self.counter = "descend", 0
             return self._move(goal, eef, OPEN)
         if self.phase == "descend":
-            goal = obj + np.array([self._offset[0], self._offset[1], self._dz()])
+            goal = obj + np.array([self._offset[0], self._offset[1], self._dz()]) + self._miss
             self.counter += 1
             # Close as soon as the hand is low enough: a condition the camera can see,
             # so a learner can tell from the image alone when to close. The timeout
@@ -116,10 +125,14 @@ class ScriptedExpert:
         if self.phase == "lift":
             goal = np.array([eef[0], eef[1], cfg.carry_z])
             grasp_eef, grasp_obj = self._grasp
-            if eef[2] > grasp_eef[2] + 0.08 and obj[2] < grasp_obj[2] + 0.02 and self.attempts < cfg.max_attempts:
-                # The object stayed on the table: open, and try again aiming off the drift.
+            if eef[2] > grasp_eef[2] + self.notice and obj[2] < grasp_obj[2] + 0.02 and self.attempts < cfg.max_attempts:
+                # The object stayed on the table: open, and try again aiming off the drift
+                # (or, after a deliberate miss, where the first try should have aimed).
                 self.attempts += 1
-                self._offset = self._offset - (grasp_eef - grasp_obj)[:2]
+                if self._miss.any():
+                    self._miss = np.zeros(3)
+                else:
+                    self._offset = self._offset - (grasp_eef - grasp_obj)[:2]
                 self.phase = "approach"
                 return self._move(goal, eef, OPEN)
             if eef[2] > cfg.carry_z - 2 * cfg.tolerance:

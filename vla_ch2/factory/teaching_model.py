@@ -168,6 +168,13 @@ def frame_spacing(npz_path: Path) -> float:
     return record.get("config", {}).get("keep_every", 1) / record.get("thinned", {}).get("fraction", 1.0)
 
 
+def _collection_key(npz_path: Path) -> tuple:
+    """Which collection a demonstration file comes from (halves made by thinning share it; recoveries do not)."""
+    meta = Path(npz_path).with_suffix(".json")
+    config = json.loads(meta.read_text(encoding="utf-8")).get("config", {}) if meta.is_file() else {}
+    return Path(npz_path).name, config.get("seed"), bool(config.get("recovery", False))
+
+
 def still_tail(env_actions: np.ndarray, episodes: np.ndarray) -> np.ndarray:
     """Mask of the frames that end a demonstration holding still with the gripper open (after the release).
 
@@ -217,8 +224,9 @@ def load_dataset(data_dirs, tokenizer, vocab_size: int, hold_steps: int | None =
         actions = to_training_convention(env_actions)
         all_actions.append(actions)
         episodes = sorted(set(demo["episodes"].tolist()))
-        if path.name not in counted:  # the halves of one file hold the same demonstrations
-            counted.add(path.name)
+        collection = _collection_key(path)
+        if collection not in counted:  # the halves of one collection hold the same demonstrations
+            counted.add(collection)
             n_traj += len(episodes)
         held.append(np.isin(demo["episodes"], episodes[len(episodes) - holdout:] if holdout else []))
         language = demo["language"]
@@ -570,6 +578,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jpeg-quality", type=int, default=85)
     p.add_argument("--noisy-fraction", type=float, default=0.6, help="share of tries that execute noisy actions")
     p.add_argument("--keep-every", type=int, default=1, help="store every k-th frame of a demonstration")
+    p.add_argument("--recovery", action="store_true",
+                   help="recovery demonstrations: miss the first grasp on purpose, keep the frames from the noticed miss on")
     p = sub.add_parser("thin", help="copy demonstrations keeping an evenly spaced fraction of their frames")
     p.add_argument("--data", type=Path, default=Path("data/demos"))
     p.add_argument("--fraction", type=float, required=True)
@@ -605,7 +615,8 @@ def main(argv: list[str] | None = None) -> int:
 
         args.out.mkdir(parents=True, exist_ok=True)
         cfg = DemoConfig(per_task=args.per_task, seed=args.seed, image_size=args.image_size,
-                         jpeg_quality=args.jpeg_quality, noisy_fraction=args.noisy_fraction, keep_every=args.keep_every)
+                         jpeg_quality=args.jpeg_quality, noisy_fraction=args.noisy_fraction, keep_every=args.keep_every,
+                         recovery=args.recovery)
         for task_id in args.tasks:
             print(json.dumps(collect_task(task_id, cfg, args.out)), flush=True)
     elif args.command == "thin":
