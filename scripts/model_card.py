@@ -89,6 +89,7 @@ def main() -> None:
     total_s = sum(d["seconds"] for d in demos)
     clean = [sum(d["expert_clean"][k] for d in demos) for k in ("successes", "tries")]
     options = train.get("options", {})
+    recovery = load(CHECKPOINT_DIR / "recovery_demos.json") or []
     lines += [
         "",
         f"Expert success without noise on fresh layouts: {clean[0]}/{clean[1]}. Collection: `python -m "
@@ -96,6 +97,22 @@ def main() -> None:
         "--keep-every 2 --tasks ...` (even and odd tasks in two processes on a 2-core CPU machine, "
         f"{total_s / 60:.0f} process-minutes in all). For the trip to the GPU machine the frames were split into two "
         "halves (`... thin --fraction 0.5` and `... thin --fraction 0.5 --complement`), trained on together.",
+    ]
+    if recovery:
+        lines += [
+            "",
+            "Recovery demonstrations (`demos --recovery`, layout seeds of their own): the expert aims its first grasp "
+            "off on purpose, closes on nothing, notices it on the way up (the object is still on the table), opens and "
+            "goes back; only the frames from that moment on are kept. They answer the way the first checkpoint of this "
+            "version failed: an empty hand carried to the basket. Flat boxes were missed by closing too high, bottles "
+            "and cartons (a high grasp still holds them) by aiming beside them.",
+            "",
+            "| task | tries | kept | frames | miss sideways (m) | miss upwards (m) | minutes |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        lines += [f"| {d['task_id']} | {d['tries']} | {d['kept']} | {d['frames']} | {d['miss_xy'][0]}-{d['miss_xy'][1]} "
+                  f"| {d['miss_z'][0]}-{d['miss_z'][1]} | {d['seconds'] / 60:.1f} |" for d in recovery]
+    lines += [
         "",
         "## Training",
         "",
@@ -106,9 +123,12 @@ def main() -> None:
         + (" and OpenVLA's colour jitter (brightness, contrast, saturation, hue)" if options.get("jitter") else "")
         + f". Loss: cross-entropy on the 7 action tokens, plus a language-modelling loss on plain text for "
         f"{int(100 * train['text_fraction'])} % of each batch (the trunk is a language model, as OpenVLA's Llama 2 is). "
-        f"In each grasp, frames from the 7th still step on are labelled with the lift that ends the hold "
-        f"({train.get('relabelled_holds', 0)} labels; `relabel_holds`), because the expert's hold length is a counter "
-        "the camera cannot see. "
+        f"In each grasp, frames from still step {options.get('hold_steps', 7)} on are labelled with the lift that ends "
+        f"the hold ({train.get('relabelled_holds', 0)} labels; `relabel_holds`), because the expert's hold length is a "
+        "counter the camera cannot see. "
+        + ("The still frames that end each demonstration after the release are left out (`drop_still_tail`): they "
+           "were the only 'open and still' labels, a resting state to fall into. " if options.get("drop_still_tail")
+           else "")
         + (f"The last {options['holdout']} demonstrations of every task ({train['held_out_frames']} frames) were held out; "
            f"the weights are those of step {train['weights_from_step']}, where the held-out action tokens were "
            "closest to the expert's. " if options.get("holdout") else "")

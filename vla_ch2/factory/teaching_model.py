@@ -580,6 +580,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep-every", type=int, default=1, help="store every k-th frame of a demonstration")
     p.add_argument("--recovery", action="store_true",
                    help="recovery demonstrations: miss the first grasp on purpose, keep the frames from the noticed miss on")
+    p.add_argument("--miss-xy", type=float, nargs=2, default=(0.0, 0.03), metavar=("MIN", "MAX"),
+                   help="sideways miss range in metres (tall objects need a wide one: a high miss still grasps them)")
+    p.add_argument("--miss-z", type=float, nargs=2, default=(0.03, 0.06), metavar=("MIN", "MAX"),
+                   help="how far above the grasp height the missed grasp closes, in metres")
     p = sub.add_parser("thin", help="copy demonstrations keeping an evenly spaced fraction of their frames")
     p.add_argument("--data", type=Path, default=Path("data/demos"))
     p.add_argument("--fraction", type=float, required=True)
@@ -608,6 +612,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tokenizer", type=Path, default=Path("data/tokenizer.json"))
     p.add_argument("--out", type=Path, default=CHECKPOINT_DIR)
     p.add_argument("--demos", type=Path, default=Path("data/demos"), help="collection summaries to record")
+    p.add_argument("--recovery-demos", type=Path, default=None, help="recovery collection summaries to record, if any")
     args = parser.parse_args(argv)
 
     if args.command == "demos":
@@ -616,7 +621,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         cfg = DemoConfig(per_task=args.per_task, seed=args.seed, image_size=args.image_size,
                          jpeg_quality=args.jpeg_quality, noisy_fraction=args.noisy_fraction, keep_every=args.keep_every,
-                         recovery=args.recovery)
+                         recovery=args.recovery, miss_xy=tuple(args.miss_xy), miss_z=tuple(args.miss_z))
         for task_id in args.tasks:
             print(json.dumps(collect_task(task_id, cfg, args.out)), flush=True)
     elif args.command == "thin":
@@ -655,6 +660,14 @@ def main(argv: list[str] | None = None) -> int:
         if summaries:
             summaries.sort(key=lambda d: d["task_id"])
             (args.out / "demos.json").write_text(json.dumps(summaries, indent=2) + "\n")
+        recovery = args.out / "recovery_demos.json"
+        records = [json.loads(p.read_text()) for p in sorted(args.recovery_demos.glob("task_*.json"))] if args.recovery_demos else []
+        if records:
+            records = [{**r["summary"], "miss_xy": r["config"]["miss_xy"], "miss_z": r["config"]["miss_z"],
+                        "notice": r["config"]["notice"]} for r in records]
+            recovery.write_text(json.dumps(sorted(records, key=lambda r: r["task_id"]), indent=2) + "\n")
+        elif recovery.exists():
+            recovery.unlink()  # a model trained without recoveries must not inherit the last one's record
         print(f"model.safetensors sha256 {digest}")
     return 0
 
