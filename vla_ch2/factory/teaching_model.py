@@ -363,7 +363,8 @@ def train(
     ``jitter`` (OpenVLA's colour augmentation, :data:`COLOR_JITTER`);
     ``crop_area_min`` (random crop areas from this to 90 %); ``weight_decay``;
     ``max_seconds`` (stop early, keeping what was scored); ``hold_steps`` (see
-    :func:`relabel_holds`, default 7 simulator steps); ``drop_still_tail``.
+    :func:`relabel_holds`, default 7 simulator steps); ``drop_still_tail``; ``seed``
+    (overrides the argument).
     """
     import torch
     import torch.nn.functional as F
@@ -371,13 +372,14 @@ def train(
 
     from vla_ch2.factory.demos import decode_frame
 
+    options = dict(options or {})
+    seed = int(options.get("seed", seed))  # several candidates of one device call differ by their options alone
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     tokenizer = Tokenizer.from_file(str(tokenizer_path))
     modeling = load_modeling()
     cfg = modeling.TeachVLAConfig(vocab_size=tokenizer.get_vocab_size(), **(config_overrides or {}))
-    options = dict(options or {})
     holdout = int(options.get("holdout", 0))
     data = load_dataset(data_dir, tokenizer, cfg.vocab_size, hold_steps=options.get("hold_steps", 7), holdout=holdout,
                         drop_still_tail=bool(options.get("drop_still_tail", False)))
