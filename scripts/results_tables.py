@@ -168,8 +168,8 @@ def tasks_table() -> str:
     return "\n".join(lines) + "\n"
 
 
-def bench_table() -> str:
-    b = json.loads((R / "bench.json").read_text())
+def bench_table(name: str = "bench.json") -> str:
+    b = json.loads((R / name).read_text())
     rows = "\n".join(f"| {k} | {v} |" for k, v in b.items())
     return "| measure | value |\n|---|---|\n" + rows + "\n"
 
@@ -437,6 +437,7 @@ def main(only: list[str] | None = None) -> None:
         "first_close.md": first_close_summary,
         "tasks.md": tasks_table,
         "bench.md": bench_table,
+        "bench_main.md": lambda: bench_table("bench_main.json"),
         "taxonomy.md": taxonomy_table,
         "drill_fixtures.md": fixtures_table,
         "agreement.md": agreement_table,

@@ -1,0 +1,67 @@
+"""Replay episodes and say which objects moved: what a step log cannot tell about a failure.
+
+The chapter's step log holds actions and images, not the scene. To learn
+whether a failed grasp closed on nothing, this replays episodes with the
+loop unchanged (the same seeds give the same episodes) and reads LIBERO's
+object positions at the first policy step and at the end.
+
+    python scripts/replay_objects.py --task 6 --seeds 0,1 [--model DIR]
+
+One JSON line per episode: success, steps, every object that moved more than
+1 cm (metres), where the hand ended, and where the basket is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+
+def object_positions(task) -> dict:
+    """Positions of every object LIBERO observes (``<name>_pos``), the robot's own keys left out."""
+    obs = task.env.env._get_observations()
+    return {k[: -len("_pos")]: np.asarray(v, dtype=float) for k, v in obs.items()
+            if k.endswith("_pos") and not k.startswith("robot") and "_to_" not in k}
+
+
+def replay(task, policy, seed: int) -> dict:
+    """Run one episode of the loop and report how the scene changed."""
+    from vla_ch2.loop import EpisodeResult, run_episode
+
+    result, start = EpisodeResult(seed=seed), None
+    for _ in run_episode(task, policy, seed=seed, result=result):
+        if start is None:
+            start = object_positions(task)
+    end = object_positions(task)
+    moved = {name: round(float(np.linalg.norm(end[name] - start[name])), 3) for name in start}
+    eef = np.asarray(task.env.env._get_observations()["robot0_eef_pos"], dtype=float)
+    return {"task": task.task_id, "seed": seed, "success": result.success, "steps": result.steps,
+            "moved": {k: v for k, v in sorted(moved.items(), key=lambda kv: -kv[1]) if v > 0.01},
+            "hand_end": np.round(eef, 3).tolist(), "basket": np.round(end.get("basket_1", np.zeros(3)), 3).tolist()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--task", type=int, required=True)
+    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--model", default=None, help="a checkpoint directory (default: the embedded model)")
+    parser.add_argument("--suite", default="libero_object")
+    args = parser.parse_args()
+
+    from vla_ch2.env import LiberoTask, quiet_robosuite
+    from vla_ch2.policy import load_policy
+
+    quiet_robosuite()
+    policy = load_policy(args.model)
+    task = LiberoTask(args.suite, args.task)
+    try:
+        for seed in (int(s) for s in args.seeds.split(",")):
+            print(json.dumps(replay(task, policy, seed)), flush=True)
+    finally:
+        task.close()
+
+
+if __name__ == "__main__":
+    main()
