@@ -19,9 +19,8 @@ import json
 import numpy as np
 
 
-def object_positions(task) -> dict:
-    """Positions of every object LIBERO observes (``<name>_pos``), the robot's own keys left out."""
-    obs = task.env.env._get_observations()
+def object_positions(obs: dict) -> dict:
+    """Positions of every object in a LIBERO observation (``<name>_pos``), the robot's own keys left out."""
     return {k[: -len("_pos")]: np.asarray(v, dtype=float) for k, v in obs.items()
             if k.endswith("_pos") and not k.startswith("robot") and "_to_" not in k}
 
@@ -33,10 +32,11 @@ def replay(task, policy, seed: int) -> dict:
     result, start = EpisodeResult(seed=seed), None
     for _ in run_episode(task, policy, seed=seed, result=result):
         if start is None:
-            start = object_positions(task)
-    end = object_positions(task)
+            start = object_positions(task.env.env._get_observations())
+    obs = task.env.env._get_observations()
+    end = object_positions(obs)
     moved = {name: round(float(np.linalg.norm(end[name] - start[name])), 3) for name in start}
-    eef = np.asarray(task.env.env._get_observations()["robot0_eef_pos"], dtype=float)
+    eef = np.asarray(obs["robot0_eef_pos"], dtype=float)
     return {"task": task.task_id, "seed": seed, "success": result.success, "steps": result.steps,
             "moved": {k: v for k, v in sorted(moved.items(), key=lambda kv: -kv[1]) if v > 0.01},
             "hand_end": np.round(eef, 3).tolist(), "basket": np.round(end.get("basket_1", np.zeros(3)), 3).tolist()}

@@ -327,22 +327,23 @@ def suite_table(directory: Path = R / "suite") -> str:
     s = json.loads((directory / "suite.json").read_text())
     demos = json.loads(Path("vla_ch2/checkpoints/teaching-vla-libero-object/demos.json").read_text())
     names = {d["task_id"]: d["language"] for d in demos}
-    def first_five(path: Path) -> tuple[int, int] | None:
+    import sys
+
+    sys.path.insert(0, ".")
+    from vla_ch2.sweep import read_episodes
+
+    def first_five(rows: list[dict]) -> tuple[int, int] | None:
         """Successes on official initial states 0..4 (what v1 was measured on for tasks 1 to 9)."""
-        if not path.is_file():
-            return None
-        rows = [json.loads(line) for line in path.read_text().splitlines()]
         five = [r for r in rows if r["seed"] < 5]
-        return sum(r["success"] for r in five), len(five)
+        return (sum(r["success"] for r in five), len(five)) if rows else None
 
     lines = ["| task | instruction | successes | success rate | standard error | mean steps | states 0-4: v2 | "
              "states 0-4: v1 |", "|---|---|---|---|---|---|---|---|"]
     v1_totals, v2_totals = [0, 0], [0, 0]
     for t in s["tasks"]:
-        path = directory / f"task-{t['task']}" / "episodes.jsonl"
-        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        rows = read_episodes(directory / f"task-{t['task']}")
         v1_dir = R / "sweep" if t["task"] == 0 else R / "tasks" / f"task-{t['task']}"
-        v2, v1 = first_five(path), first_five(v1_dir / "episodes.jsonl")
+        v2, v1 = first_five(rows), first_five(read_episodes(v1_dir))
         for totals, pair in ((v2_totals, v2), (v1_totals, v1)):
             if pair:
                 totals[0] += pair[0]
@@ -376,12 +377,13 @@ def suite_failures(directory: Path = R / "suite", tail: int = 40) -> str:
 
     sys.path.insert(0, ".")
     from vla_ch2.logs import read_records
+    from vla_ch2.sweep import read_episodes
 
     s = json.loads((directory / "suite.json").read_text())
     lines = ["| task | failures | still, gripper open | still, gripper closed | still moving |", "|---|---|---|---|---|"]
     for t in s["tasks"]:
         task_dir = directory / f"task-{t['task']}"
-        rows = [json.loads(line) for line in (task_dir / "episodes.jsonl").read_text().splitlines()]
+        rows = read_episodes(task_dir)
         counts = {"open": 0, "closed": 0, "moving": 0}
         failed = [r for r in rows if not r["success"]]
         for r in failed:

@@ -151,7 +151,7 @@ def test_replay_reports_the_object_a_successful_episode_moved(object_task):
             action[6] = (1.0 - action[6]) / 2.0  # env gripper -> training convention, as a model returns it
             return action
 
-    positions = replay_objects.object_positions(object_task)
+    positions = replay_objects.object_positions(object_task.env.env._get_observations())
     assert "basket_1" in positions and not any("_to_" in k or k.startswith("robot") for k in positions)
     report = replay_objects.replay(object_task, ScriptedPolicy(), seed=0)
     assert report["success"] and next(iter(report["moved"])) == "alphabet_soup_1"

@@ -159,19 +159,20 @@ def relabel_holds(env_actions: np.ndarray, episodes: np.ndarray, hold_steps: int
     return actions, changed
 
 
-def frame_spacing(npz_path: Path) -> float:
-    """Simulator steps between two stored frames of a demonstration file (collection ``keep_every``, thinning)."""
+def collection_record(npz_path: Path) -> dict:
+    """The collection summary beside a demonstration file (``task_<id>.json``), or ``{}`` where there is none."""
     meta = Path(npz_path).with_suffix(".json")
-    if not meta.is_file():
-        return 1.0
-    record = json.loads(meta.read_text(encoding="utf-8"))
+    return json.loads(meta.read_text(encoding="utf-8")) if meta.is_file() else {}
+
+
+def frame_spacing(record: dict) -> float:
+    """Simulator steps between two stored frames, from a :func:`collection_record` (``keep_every``, thinning)."""
     return record.get("config", {}).get("keep_every", 1) / record.get("thinned", {}).get("fraction", 1.0)
 
 
-def _collection_key(npz_path: Path) -> tuple:
+def _collection_key(npz_path: Path, record: dict) -> tuple:
     """Which collection a demonstration file comes from (halves made by thinning share it; recoveries do not)."""
-    meta = Path(npz_path).with_suffix(".json")
-    config = json.loads(meta.read_text(encoding="utf-8")).get("config", {}) if meta.is_file() else {}
+    config = record.get("config", {})
     return Path(npz_path).name, config.get("seed"), bool(config.get("recovery", False))
 
 
@@ -211,20 +212,20 @@ def load_dataset(data_dirs, tokenizer, vocab_size: int, hold_steps: int | None =
     frames, prompts, tokens, all_actions, held, n_traj = [], [], [], [], [], 0
     prompt_cache, relabelled, counted = {}, 0, set()
     for path in paths:
-        demo = load_task_demos(path)
+        demo, record = load_task_demos(path), collection_record(path)
         if drop_still_tail:
             keep = ~still_tail(demo["actions"], demo["episodes"])
             demo = {**demo, "frames": [f for f, k in zip(demo["frames"], keep) if k], "actions": demo["actions"][keep],
                     "episodes": demo["episodes"][keep]}
         env_actions = demo["actions"]
         if hold_steps is not None:
-            hold_frames = max(1, int(round(hold_steps / frame_spacing(path))))
+            hold_frames = max(1, int(round(hold_steps / frame_spacing(record))))
             env_actions, changed = relabel_holds(env_actions, demo["episodes"], hold_frames)
             relabelled += changed
         actions = to_training_convention(env_actions)
         all_actions.append(actions)
         episodes = sorted(set(demo["episodes"].tolist()))
-        collection = _collection_key(path)
+        collection = _collection_key(path, record)
         if collection not in counted:  # the halves of one collection hold the same demonstrations
             counted.add(collection)
             n_traj += len(episodes)
