@@ -42,10 +42,20 @@ def replay(task, policy, seed: int) -> dict:
             "hand_end": np.round(eef, 3).tolist(), "basket": np.round(end.get("basket_1", np.zeros(3)), 3).tolist()}
 
 
+def _seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give whole numbers separated by commas, e.g. 0,1,2") from None
+    if any(s < 0 for s in seeds):
+        raise argparse.ArgumentTypeError(f"{text!r}: seeds are 0 or more")
+    return seeds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--task", type=int, required=True)
-    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--seeds", default="0", type=_seeds, help="comma-separated episode seeds, e.g. 0,1,2")
     parser.add_argument("--model", default=None, help="a checkpoint directory (default: the embedded model)")
     parser.add_argument("--suite", default="libero_object")
     args = parser.parse_args()
@@ -54,10 +64,13 @@ def main() -> None:
     from vla_ch2.policy import load_policy
 
     quiet_robosuite()
-    policy = load_policy(args.model)
-    task = LiberoTask(args.suite, args.task)
     try:
-        for seed in (int(s) for s in args.seeds.split(",")):
+        policy = load_policy(args.model)
+        task = LiberoTask(args.suite, args.task)
+    except (ValueError, OSError, RuntimeError) as exc:  # unknown suite or task, missing checkpoint, no simulator
+        parser.error(str(exc))
+    try:
+        for seed in args.seeds:
             print(json.dumps(replay(task, policy, seed)), flush=True)
     finally:
         task.close()

@@ -155,3 +155,14 @@ def test_replay_reports_the_object_a_successful_episode_moved(object_task):
     assert "basket_1" in positions and not any("_to_" in k or k.startswith("robot") for k in positions)
     report = replay_objects.replay(object_task, ScriptedPolicy(), seed=0)
     assert report["success"] and next(iter(report["moved"])) == "alphabet_soup_1"
+
+
+@pytest.mark.parametrize("args, message", [(["--task", "0", "--seeds", "a,1"], "whole numbers separated by commas"),
+                                           (["--task", "42"], "task 42 is out of range")])
+def test_replay_objects_rejects_bad_input_with_a_message(args, message):
+    import subprocess
+    import sys
+
+    script = Path(__file__).parents[1] / "scripts" / "replay_objects.py"
+    done = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
