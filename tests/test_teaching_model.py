@@ -166,3 +166,11 @@ def test_replay_objects_rejects_bad_input_with_a_message(args, message):
     script = Path(__file__).parents[1] / "scripts" / "replay_objects.py"
     done = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_demos_rejects_a_miss_range_given_backwards(capsys):
+    from vla_ch2.factory.teaching_model import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["demos", "--recovery", "--miss-xy", "0.06", "0.04", "--out", "unused"])
+    assert stop.value.code == 2 and "--miss-xy 0.06 0.04: give MIN MAX" in capsys.readouterr().err

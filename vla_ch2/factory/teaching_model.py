@@ -621,6 +621,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demos":
         from vla_ch2.factory.demos import DemoConfig, collect_task
 
+        for flag, (low, high) in (("--miss-xy", args.miss_xy), ("--miss-z", args.miss_z)):
+            if not 0.0 <= low <= high:
+                parser.error(f"{flag} {low} {high}: give MIN MAX in metres with 0 <= MIN <= MAX")
+
         args.out.mkdir(parents=True, exist_ok=True)
         cfg = DemoConfig(per_task=args.per_task, seed=args.seed, image_size=args.image_size,
                          jpeg_quality=args.jpeg_quality, noisy_fraction=args.noisy_fraction, keep_every=args.keep_every,
