@@ -207,6 +207,28 @@ def test_token_prob_is_the_probability_of_the_emitted_tokens(random_checkpoint):
     assert np.allclose(action[6], policy.vla.bin_centers[bins][6])  # the same tokens as predict_action's
 
 
+def test_cached_decoding_emits_the_uncached_tokens(teaching_policy):
+    """The key/value cache (one buffer per block, filled position by position) changes the cost, not the
+    tokens: on the shipped weights, every one of the 7 tokens equals the argmax of a full forward pass
+    over the prompt and the tokens so far."""
+    import torch
+    from PIL import Image
+
+    rng = np.random.default_rng(2)
+    prompt = Toggles().prompt(INSTRUCTION)
+    core = teaching_policy.vla.core
+    for image in (rng.integers(0, 255, (224, 224, 3), dtype=np.uint8), np.full((224, 224, 3), 90, np.uint8)):
+        inputs = teaching_policy.processor(prompt, Image.fromarray(C.center_crop(image)))
+        ids = torch.cat([inputs["input_ids"], torch.tensor([[teaching_policy.vla.config.empty_token_id]])], dim=1)
+        cached = core.generate_greedy(ids, inputs["pixel_values"], 7)[0].tolist()
+        uncached = []
+        with torch.no_grad():
+            for _ in range(7):
+                uncached.append(int(core(ids, inputs["pixel_values"])[0, -1].argmax()))
+                ids = torch.cat([ids, torch.tensor([[uncached[-1]]])], dim=1)
+        assert cached == uncached
+
+
 def test_instrument_fields_see_the_flip_that_img_mean_cannot():
     from vla_ch2.logs import instrument_fields
 

@@ -160,15 +160,22 @@ def center_crop(image: np.ndarray, area: float = CENTER_CROP_AREA) -> np.ndarray
     """
     image = np.asarray(image)
     top, bottom, y_lerp, left, right, x_lerp = _crop_samples(image.shape[0], image.shape[1], float(area))
-    scale = np.float32(1.0 / 255.0)
     # Interpolate along x on every source row once, then along y: per output pixel the same float32
-    # operations as crop_and_resize's top/bottom/out formula (gathering commutes with the scaling).
-    at_left = np.take(image, left, axis=1).astype(np.float32) * scale
-    at_right = np.take(image, right, axis=1).astype(np.float32) * scale
-    rows = at_left + (at_right - at_left) * x_lerp
-    upper_row, lower_row = rows[top], rows[bottom]
-    cropped = upper_row + (lower_row - upper_row) * y_lerp
-    return (np.clip(cropped, 0, 1).astype(np.float32) * np.float32(255.5)).astype(np.uint8)
+    # operations as crop_and_resize's top/bottom/out formula (gathering commutes with the scaling),
+    # written in place to spare the temporaries: a + (b - a) * t, in that order.
+    scaled = image.astype(np.float32)
+    scaled *= np.float32(1.0 / 255.0)
+    at_left, rows = np.take(scaled, left, axis=1), np.take(scaled, right, axis=1)
+    rows -= at_left
+    rows *= x_lerp
+    rows += at_left
+    upper_row, cropped = rows[top], rows[bottom]
+    cropped -= upper_row
+    cropped *= y_lerp
+    cropped += upper_row
+    np.clip(cropped, 0, 1, out=cropped)
+    cropped *= np.float32(255.5)
+    return cropped.astype(np.uint8)
 
 
 @functools.lru_cache(maxsize=8)

@@ -78,8 +78,30 @@ class TeachVLAConfig(PretrainedConfig):
         return (self.image_size // self.patch_size) ** 2
 
 
+class KVCache:
+    """One block's keys and values for a whole decode, allocated once and filled position by position."""
+
+    def __init__(self, like: torch.Tensor, heads: int, length: int):
+        batch, _, dim = like.shape
+        self.keys = like.new_empty(batch, heads, length, dim // heads)
+        self.values = like.new_empty(batch, heads, length, dim // heads)
+        self.filled = 0
+
+    def extend(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append ``k``, ``v`` (batch, heads, new, head_dim); return every position so far."""
+        start, self.filled = self.filled, self.filled + k.shape[2]
+        self.keys[:, :, start : self.filled] = k
+        self.values[:, :, start : self.filled] = v
+        return self.keys[:, :, : self.filled], self.values[:, :, : self.filled]
+
+
 class Block(nn.Module):
-    """Pre-norm transformer block; causal when used in the trunk."""
+    """Pre-norm transformer block; causal when used in the trunk.
+
+    The forward pass calls the functional forms of its layers with their
+    weights: on a CPU, calling a module costs more than these small matrix
+    products, and decoding makes 18 block passes per action.
+    """
 
     def __init__(self, dim: int, heads: int, mlp_ratio: int, dropout: float = 0.0, gelu: str = "none"):
         super().__init__()
@@ -92,19 +114,21 @@ class Block(nn.Module):
                                  nn.Linear(mlp_ratio * dim, dim))
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x, causal: bool, cache: dict | None = None):
+    def forward(self, x, causal: bool, cache: KVCache | None = None):
         b, n, d = x.shape
-        q, k, v = self.qkv(self.norm1(x)).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        norm1, norm2, fc1, gelu, fc2 = self.norm1, self.norm2, self.mlp[0], self.mlp[1], self.mlp[2]
+        h = F.layer_norm(x, norm1.normalized_shape, norm1.weight, norm1.bias, norm1.eps)
+        q, k, v = F.linear(h, self.qkv.weight, self.qkv.bias).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         if cache is not None:
-            if "k" in cache:
-                k = torch.cat([cache["k"], k], dim=2)
-                v = torch.cat([cache["v"], v], dim=2)
-            cache["k"], cache["v"] = k, v
+            k, v = cache.extend(k, v)
         # With a cache, new queries sit at the end: a causal mask is only needed for the prefix.
         is_causal = causal and q.shape[2] == k.shape[2] and n > 1
         attn = F.scaled_dot_product_attention(q, k, v, is_causal=is_causal)
-        x = x + self.dropout(self.proj(attn.transpose(1, 2).reshape(b, n, d)))
-        return x + self.dropout(self.mlp(self.norm2(x)))
+        h = F.linear(attn.transpose(1, 2).reshape(b, n, d), self.proj.weight, self.proj.bias)
+        x = x + (self.dropout(h) if self.training else h)
+        h = F.layer_norm(x, norm2.normalized_shape, norm2.weight, norm2.bias, norm2.eps)
+        h = F.linear(F.gelu(F.linear(h, fc1.weight, fc1.bias), approximate=gelu.approximate), fc2.weight, fc2.bias)
+        return x + (self.dropout(h) if self.training else h)
 
 
 class VisionEncoder(nn.Module):
@@ -165,22 +189,29 @@ class TeachVLACore(nn.Module):
         return torch.cat([tokens[:, :1], patches, tokens[:, 1:]], dim=1)
 
     def forward(self, input_ids, pixel_values=None, caches=None, offset: int = 0, last_only: bool = False):
-        """Logits for every position (``last_only``: the last one). ``caches`` (one dict per block) enables
-        incremental decoding."""
+        """Logits for every position (``last_only``: the last one). ``caches`` (one :class:`KVCache` per
+        block) enables incremental decoding."""
         x = self.embed_inputs(input_ids, pixel_values)
         x = x + self.pos[:, offset : offset + x.shape[1]]
         for i, block in enumerate(self.blocks):
             x = block(x, causal=True, cache=None if caches is None else caches[i])
         if last_only:
             x = x[:, -1:]
-        return self.lm_head(self.norm(x))
+        norm = self.norm
+        return self.lm_head(F.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps))
 
     @torch.no_grad()
     def generate_greedy(self, input_ids, pixel_values, max_new_tokens: int):
-        """Greedy decoding with a key/value cache (OpenVLA: ``do_sample=False``)."""
-        caches = [dict() for _ in self.blocks]
+        """Greedy decoding with a key/value cache (OpenVLA: ``do_sample=False``).
+
+        The image and prompt pass through the trunk once; each new token is
+        then one pass over a single position against the cached keys and values.
+        """
+        prefix = input_ids.shape[1] + (self.cfg.n_patches if pixel_values is not None else 0)
+        like = self.embed.weight.new_empty(input_ids.shape[0], 1, self.cfg.d_model)
+        caches = [KVCache(like, block.heads, prefix + max_new_tokens) for block in self.blocks]
         logits = self.forward(input_ids, pixel_values, caches=caches, last_only=True)
-        offset = caches[0]["k"].shape[2]
+        offset = caches[0].filled
         out = []
         for i in range(max_new_tokens):
             token = logits[:, -1].argmax(dim=-1, keepdim=True)
