@@ -2,7 +2,8 @@
 
 One :class:`LiberoTask` holds one robosuite environment for one task of one
 suite. Building it costs several seconds, so the loop and the sweep reuse it
-across episodes (``reset`` then ``set_init_state``).
+across episodes (``reset`` then ``set_init_state``), and every reset leaves
+nothing of the episode before it.
 """
 
 from __future__ import annotations
@@ -101,6 +102,7 @@ class LiberoTask:
             camera_heights=self.resolution,
             camera_widths=self.resolution,
             camera_names=[C.CAMERA],  # one camera: the wrist view would double the render cost
+            hard_reset=False,  # reuse the compiled scene at each reset: see _reset_simulator
         )
         self.env.seed(C.ENV_SEED)
 
@@ -118,12 +120,38 @@ class LiberoTask:
         """
         if layout_seed is not None:
             self.env.seed(layout_seed)
-            obs = self.env.reset()
+            obs = self._reset_simulator()
             self.env.seed(C.ENV_SEED)
             return obs
-        self.env.reset()
+        self._reset_simulator()
         index = int(init_index or 0) % len(self.init_states)
         return self.env.set_init_state(self.init_states[index])
+
+    def _reset_simulator(self) -> dict:
+        """robosuite's soft reset, cleared of the two things it would carry over from the last episode.
+
+        OpenVLA's evaluation rebuilds the simulator at every reset (robosuite's
+        hard reset: parse the scene, compile it, make a renderer; about 3 s
+        here). The task is built with ``hard_reset=False`` instead, which keeps
+        the compiled scene (about 0.3 s), and clears what a rebuild clears:
+        the gripper's running command (robosuite keeps it in the gripper model
+        and adds to it every step) and MuJoCo's warm start
+        (``qacc_warmstart``, the accelerations its constraint solver starts
+        from). An initial state sets neither, and the warm start is cleared for
+        the hard reset's sake too: without it, the first step after
+        ``set_init_state`` depended on the episodes run before by about 1e-12,
+        which a contact-rich episode grows until it changes what the policy
+        sees. With both cleared, an episode depends on its initial state alone:
+        the same positions and velocities at every step as after a hard reset,
+        whatever ran before (``tests/test_env_reset.py``).
+        """
+        obs = self.env.reset()
+        base = self.env.env
+        for robot in base.robots:
+            if robot.has_gripper:
+                robot.gripper.current_action = np.zeros(robot.gripper.dof)
+        base.sim.data.qacc_warmstart[:] = 0.0
+        return obs
 
     def step(self, action) -> tuple[dict, float, bool, dict]:
         """Step the simulator with a 7-D OSC_POSE delta action in [-1, 1]."""

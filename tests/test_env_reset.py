@@ -1,0 +1,57 @@
+"""A reset leaves nothing of the episode before it (``LiberoTask._reset_simulator``).
+
+Each test plays a fixed action sequence from official initial state 1 after
+different histories (other initial states, gripper left closed or open) and
+compares the simulator's positions and velocities at every step, bit for bit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+WAIT = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0])
+
+
+def _play(task, history: list[tuple[int, float]]) -> np.ndarray:
+    """Run ``history`` (init state, gripper command held for 15 random steps), then the probe episode."""
+    rng = np.random.default_rng(0)
+    for init, gripper in history:
+        task.reset(init_index=init)
+        for _ in range(15):
+            task.step(np.r_[rng.uniform(-1, 1, 6), gripper])
+    task.reset(init_index=1)
+    probe, states = np.random.default_rng(1), []
+    for step in range(40):
+        action = WAIT if step < 10 else np.r_[probe.uniform(-1, 1, 6), probe.choice([-1.0, 1.0])]
+        task.step(action)
+        data = task.env.env.sim.data
+        states.append(np.concatenate([data.qpos, data.qvel]))
+    return np.array(states)
+
+
+@pytest.fixture(scope="module")
+def hard_task():
+    """Task 0 rebuilt at every reset, as OpenVLA's evaluation does (robosuite's hard reset)."""
+    from vla_ch2.env import LiberoTask, quiet_robosuite
+
+    quiet_robosuite()
+    task = LiberoTask("libero_object", 0)
+    task.env.env.hard_reset = True
+    yield task
+    task.close()
+
+
+def test_an_episode_depends_on_its_initial_state_alone(object_task):
+    after_closed = _play(object_task, [(7, 1.0), (2, 1.0)])
+    after_open = _play(object_task, [(4, -1.0)])
+    first = next((i for i, (a, b) in enumerate(zip(after_closed, after_open)) if not np.array_equal(a, b)), None)
+    assert first is None, f"the probe episode differs at step {first} after a different history"
+
+
+def test_the_quick_reset_is_the_rebuild(object_task, hard_task):
+    assert object_task.env.env.hard_reset is False
+    quick = _play(object_task, [(3, 1.0)])
+    rebuilt = _play(hard_task, [(5, -1.0)])
+    first = next((i for i, (a, b) in enumerate(zip(quick, rebuilt)) if not np.array_equal(a, b)), None)
+    assert first is None, f"the quick reset and the rebuild differ at step {first}"
