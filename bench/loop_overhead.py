@@ -2,7 +2,8 @@
 
 One process, one task: bare ``env.step`` with a fixed small action (physics +
 agentview render), then the full loop step (render -> rotate -> JPEG -> Lanczos
--> policy -> gripper fix -> env.step) with the model, then the policy alone
+-> policy -> gripper fix -> env.step) with the model, then bare ``env.step``
+again on the actions the loop just took (the same simulator work), then the policy alone
 (``predict`` on a prepared image: crop, processor, forward passes) and the
 image path alone (``prepare_image``).
 
@@ -95,10 +96,20 @@ def single_process(model: str | None, steps: int) -> dict:
 
         # The loop also runs 10 wait steps per episode; time only the policy steps.
         records = run_episode(task, policy, seed=0, max_steps=steps, stop_on_success=False)
-        next(records)
+        first = next(records)["action"]
         start = time.perf_counter()
-        n = sum(1 for _ in records)
-        loop = (time.perf_counter() - start) / n
+        actions = [record["action"] for record in records]
+        loop = (time.perf_counter() - start) / len(actions)
+
+        # The same simulator work as the loop's: bare steps on the actions the policy just took.
+        task.reset(init_index=0)
+        for _ in range(C.NUM_WAIT_STEPS):
+            task.step(np.array(C.WAIT_ACTION))
+        task.step(np.array(first))
+        start = time.perf_counter()
+        for recorded in actions:
+            task.step(np.array(recorded))
+        bare_policy = (time.perf_counter() - start) / len(actions)
 
         frame = task.frame(task.reset(init_index=0))
         image = C.prepare_image(frame)
@@ -125,6 +136,8 @@ def single_process(model: str | None, steps: int) -> dict:
         "bare_env_step_ms": round(1000 * bare, 2),
         "loop_step_ms": round(1000 * loop, 2),
         "loop_over_bare": round(loop / bare, 3),
+        "bare_policy_actions_ms": round(1000 * bare_policy, 2),
+        "loop_over_bare_policy_actions": round(loop / bare_policy, 3),
         "policy_ms_per_action": round(1000 * per_action, 2),
         "policy_over_bare": round(per_action / bare, 3),
         "model_ms_per_action": round(1000 * model, 2),
@@ -135,6 +148,7 @@ def single_process(model: str | None, steps: int) -> dict:
         # What a loop step costs beyond the bare step, the policy and the image path (logging, the
         # gripper fix, and a simulator that works harder on the policy's actions than on the fixed one).
         "loop_rest_ms": round(1000 * (loop - bare - per_action - image_path), 2),
+        "loop_rest_ms_policy_actions": round(1000 * (loop - bare_policy - per_action - image_path), 2),
     }
 
 
