@@ -145,8 +145,8 @@ def single_process(model: str | None, steps: int) -> dict:
         "image_path_ms": round(1000 * image_path, 2),
         "crop_ms": round(1000 * crop, 2),
         "processor_ms": round(1000 * processor, 2),
-        # What a loop step costs beyond the bare step, the policy and the image path (logging, the
-        # gripper fix, and a simulator that works harder on the policy's actions than on the fixed one).
+        # What a loop step costs beyond the bare step, the policy and the image path, against either baseline
+        # (the policy's own actions cost the simulator what the fixed one does: see bare_policy_actions_ms).
         "loop_rest_ms": round(1000 * (loop - bare - per_action - image_path), 2),
         "loop_rest_ms_policy_actions": round(1000 * (loop - bare_policy - per_action - image_path), 2),
     }

@@ -30,6 +30,11 @@ def _play(task, history: list[tuple[int, float]]) -> np.ndarray:
     return np.array(states)
 
 
+def _first_difference(a: np.ndarray, b: np.ndarray) -> int | None:
+    """The first step at which two runs' states differ in any bit, or None."""
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if not np.array_equal(x, y)), None)
+
+
 @pytest.fixture(scope="module")
 def hard_task():
     """Task 0 rebuilt at every reset, as OpenVLA's evaluation does (robosuite's hard reset)."""
@@ -45,7 +50,7 @@ def hard_task():
 def test_an_episode_depends_on_its_initial_state_alone(object_task):
     after_closed = _play(object_task, [(7, 1.0), (2, 1.0)])
     after_open = _play(object_task, [(4, -1.0)])
-    first = next((i for i, (a, b) in enumerate(zip(after_closed, after_open)) if not np.array_equal(a, b)), None)
+    first = _first_difference(after_closed, after_open)
     assert first is None, f"the probe episode differs at step {first} after a different history"
 
 
@@ -53,5 +58,5 @@ def test_the_quick_reset_is_the_rebuild(object_task, hard_task):
     assert object_task.env.env.hard_reset is False
     quick = _play(object_task, [(3, 1.0)])
     rebuilt = _play(hard_task, [(5, -1.0)])
-    first = next((i for i, (a, b) in enumerate(zip(quick, rebuilt)) if not np.array_equal(a, b)), None)
+    first = _first_difference(quick, rebuilt)
     assert first is None, f"the quick reset and the rebuild differ at step {first}"
