@@ -174,3 +174,52 @@ def test_demos_rejects_a_miss_range_given_backwards(capsys):
     with pytest.raises(SystemExit) as stop:
         main(["demos", "--recovery", "--miss-xy", "0.06", "0.04", "--out", "unused"])
     assert stop.value.code == 2 and "--miss-xy 0.06 0.04: give MIN MAX" in capsys.readouterr().err
+
+
+def _tiny_demos(directory):
+    """Six frames of one demonstration in the collection format (no simulator needed)."""
+    import io
+
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    frames = []
+    for _ in range(6):
+        buffer = io.BytesIO()
+        Image.fromarray(rng.integers(0, 255, (96, 96, 3), dtype=np.uint8)).save(buffer, format="JPEG")
+        frames.append(buffer.getvalue())
+    actions = rng.uniform(-0.5, 0.5, (6, 7)).astype(np.float32)
+    actions[:, 6] = np.where(np.arange(6) < 3, -1.0, 1.0)
+    np.savez(directory / "task_0.npz", jpeg=np.frombuffer(b"".join(frames), dtype=np.uint8),
+             offsets=np.cumsum([0] + [len(f) for f in frames]).astype(np.int64), actions=actions,
+             episodes=np.zeros(6, dtype=np.int32), task_id=np.int32(0),
+             language=np.str_("pick up the alphabet soup and place it in the basket"))
+
+
+def test_ema_keeps_an_average_beside_the_weights_training_reaches(tmp_path):
+    import torch
+
+    from vla_ch2.factory.teaching_model import CHECKPOINT_DIR, train
+
+    _tiny_demos(tmp_path)
+    tiny = dict(image_size=96, d_model=32, n_layers=1, n_heads=2, vision_dim=16, stem_channels=[8, 8, 16])
+    common = dict(steps=4, batch_size=4, device="cpu", config_overrides=tiny)
+    train(tmp_path, tmp_path / "plain", CHECKPOINT_DIR / "tokenizer.json", None, **common)
+    train(tmp_path, tmp_path / "ema", CHECKPOINT_DIR / "tokenizer.json", None, options={"ema": 0.5}, **common)
+    # A decay of 1 never moves the average: it keeps the initial weights.
+    train(tmp_path, tmp_path / "init", CHECKPOINT_DIR / "tokenizer.json", None, options={"ema": 1.0}, **common)
+    initial = torch.load(tmp_path / "init" / "weights.pt")
+    plain = torch.load(tmp_path / "plain" / "weights.pt")
+    raw = torch.load(tmp_path / "ema" / "weights_raw.pt")
+    averaged = torch.load(tmp_path / "ema" / "weights.pt")
+    assert not (tmp_path / "plain" / "weights_raw.pt").exists()
+    # Keeping the average does not change what training reaches ...
+    assert all(torch.equal(plain[k], raw[k]) for k in plain)
+    # ... the average is not those weights, and the tied LM head stays tied to the embedding.
+    assert max((averaged[k] - raw[k]).abs().max().item() for k in raw) > 1e-4
+    assert torch.equal(averaged["lm_head.weight"], averaged["embed.weight"])
+    # It follows training: nearer the trained weights than the initial ones are.
+    def distance(a, b):
+        return sum(float((a[k] - b[k]).pow(2).sum()) for k in b) ** 0.5
+
+    assert distance(averaged, raw) < distance(initial, raw)

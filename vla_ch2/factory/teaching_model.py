@@ -365,7 +365,9 @@ def train(
     ``crop_area_min`` (random crop areas from this to 90 %); ``weight_decay``;
     ``max_seconds`` (stop early, keeping what was scored); ``hold_steps`` (see
     :func:`relabel_holds`, default 7 simulator steps); ``drop_still_tail``; ``seed``
-    (overrides the argument).
+    (overrides the argument); ``ema`` (a decay such as 0.999: ``weights.pt`` then holds
+    an exponential moving average of the weights, as Diffusion Policy keeps, and
+    ``weights_raw.pt`` the last step's own).
     """
     import torch
     import torch.nn.functional as F
@@ -422,6 +424,9 @@ def train(
         return {"held_token_acc": round(exact / count, 4), "held_bin_error": round(error / count, 3)}
 
     best = None
+    ema_decay = float(options.get("ema", 0.0))
+    params = [p for p in core.parameters()]
+    ema = [p.detach().float().clone() for p in params] if ema_decay else None
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.05)
     start, log = time.time(), []
     for step in range(steps):
@@ -449,6 +454,9 @@ def train(
         torch.nn.utils.clip_grad_norm_(core.parameters(), 1.0)
         opt.step()
         sched.step()
+        if ema is not None:
+            with torch.no_grad():
+                torch._foreach_lerp_(ema, [p.detach().float() for p in params], 1.0 - ema_decay)
         if step % 250 == 0 or step >= steps - 1:
             with torch.no_grad():
                 mask = lab[:, 1:] != -100
@@ -466,6 +474,11 @@ def train(
             break
     out_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().float().cpu() for k, v in core.state_dict().items()} if best is None else best[2]
+    if ema is not None:
+        torch.save(state, out_dir / "weights_raw.pt")
+        by_param = {id(p): e.cpu() for p, e in zip(params, ema)}  # tied weights share one average
+        averaged = {name: by_param[id(p)] for name, p in core.named_parameters(remove_duplicate=False)}
+        state = {k: averaged.get(k, v) for k, v in state.items()}
     torch.save(state, out_dir / "weights.pt")
     summary = {
         "frames": n, "text_chunks": n_text, "steps": steps, "batch_size": batch_size, "lr": lr,
