@@ -202,8 +202,8 @@ def test_ema_keeps_an_average_beside_the_weights_training_reaches(tmp_path):
     from vla_ch2.factory.teaching_model import CHECKPOINT_DIR, train
 
     _tiny_demos(tmp_path)
-    tiny = dict(image_size=96, d_model=32, n_layers=1, n_heads=2, vision_dim=16, stem_channels=[8, 8, 16])
-    common = dict(steps=4, batch_size=4, device="cpu", config_overrides=tiny)
+    tiny = {"image_size": 96, "d_model": 32, "n_layers": 1, "n_heads": 2, "vision_dim": 16, "stem_channels": [8, 8, 16]}
+    common = {"steps": 4, "batch_size": 4, "device": "cpu", "config_overrides": tiny}
     train(tmp_path, tmp_path / "plain", CHECKPOINT_DIR / "tokenizer.json", None, **common)
     train(tmp_path, tmp_path / "ema", CHECKPOINT_DIR / "tokenizer.json", None, options={"ema": 0.5}, **common)
     # A decay of 1 never moves the average: it keeps the initial weights.

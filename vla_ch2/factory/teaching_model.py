@@ -425,7 +425,7 @@ def train(
 
     best = None
     ema_decay = float(options.get("ema", 0.0))
-    params = [p for p in core.parameters()]
+    params = list(core.parameters())
     ema = [p.detach().float().clone() for p in params] if ema_decay else None
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.05)
     start, log = time.time(), []
