@@ -98,6 +98,20 @@ def main() -> None:
         f"{total_s / 60:.0f} process-minutes in all). For the trip to the GPU machine the frames were split into two "
         "halves (`... thin --fraction 0.5` and `... thin --fraction 0.5 --complement`), trained on together.",
     ]
+    extra = load(CHECKPOINT_DIR / "extra_demos.json") or []
+    if extra:
+        lines += [
+            "",
+            ("More demonstrations of the tasks the first checkpoints of this version failed most, collected the same "
+             "way on layouts of their own (`demos --seed 1 ...`; folder names as collected):"),
+            "",
+            "| folder | task | tries | kept | frames | expert success, clean | expert success, with noise | minutes |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        lines += [f"| {d['folder']} | {d['task_id']} | {d['tries']} | {d['kept']} | {d['frames']} "
+                  f"| {d['expert_clean']['successes']}/{d['expert_clean']['tries']} "
+                  f"| {d['expert_noisy']['successes']}/{d['expert_noisy']['tries']} | {d['seconds'] / 60:.1f} |"
+                  for d in extra]
     if recovery:
         lines += [
             "",
@@ -116,7 +130,10 @@ def main() -> None:
         "",
         "## Training",
         "",
-        f"{train['steps']} steps, batch {train['batch_size']}, AdamW (weight decay {options.get('weight_decay', 0.01)}), "
+        f"{train['steps']} steps"
+        + (f" (stopped for time; the learning-rate schedule was planned for {train['steps_planned']})"
+           if train.get("steps_planned", train["steps"]) != train["steps"] else "")
+        + f", batch {train['batch_size']}, AdamW (weight decay {options.get('weight_decay', 0.01)}), "
         f"one-cycle learning rate peaking at {train['lr']}, dropout {cfg.get('dropout', 0.0)}. Augmentation: random "
         f"square crops of {100 * options.get('crop_area_min', 0.9):.0f} to 90 % of the area (OpenVLA uses 90 %; "
         "evaluation takes the centre 90 %)"

@@ -223,3 +223,27 @@ def test_ema_keeps_an_average_beside_the_weights_training_reaches(tmp_path):
         return sum(float((a[k] - b[k]).pow(2).sum()) for k in b) ** 0.5
 
     assert distance(averaged, raw) < distance(initial, raw)
+
+
+def test_export_records_every_extra_collection_and_forgets_the_last_ones(tmp_path):
+    import json
+
+    from vla_ch2.factory.teaching_model import write_extra_demos
+
+    for folder, tasks in (("more_a", (6, 2)), ("more_b", (8,))):
+        (tmp_path / folder).mkdir()
+        for task in tasks:
+            summary = {"task_id": task, "tries": 40, "kept": 39, "frames": 100, "seconds": 60.0,
+                       "expert_clean": {"tries": 20, "successes": 20}, "expert_noisy": {"tries": 20, "successes": 19}}
+            (tmp_path / folder / f"task_{task}.json").write_text(json.dumps({"summary": summary, "config": {"seed": 1}}))
+    out = tmp_path / "checkpoint"
+    out.mkdir()
+    rows = write_extra_demos(out, [tmp_path / "more_a", tmp_path / "more_b"])
+    assert [(r["folder"], r["task_id"]) for r in rows] == [("more_a", 2), ("more_a", 6), ("more_b", 8)]
+    assert json.loads((out / "extra_demos.json").read_text()) == rows
+    # The next export without extra collections must not inherit this record.
+    assert write_extra_demos(out, []) == []
+    assert not (out / "extra_demos.json").exists()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit, match="empty: no task_.*json collection summaries"):
+        write_extra_demos(out, [tmp_path / "empty"])

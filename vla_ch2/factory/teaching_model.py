@@ -423,7 +423,7 @@ def train(
                 count += int(mask.sum().item())
         return {"held_token_acc": round(exact / count, 4), "held_bin_error": round(error / count, 3)}
 
-    best = None
+    best, planned_steps = None, steps
     ema_decay = float(options.get("ema", 0.0))
     params = list(core.parameters())
     ema = [p.detach().float().clone() for p in params] if ema_decay else None
@@ -481,7 +481,8 @@ def train(
         state = {k: averaged.get(k, v) for k, v in state.items()}
     torch.save(state, out_dir / "weights.pt")
     summary = {
-        "frames": n, "text_chunks": n_text, "steps": steps, "batch_size": batch_size, "lr": lr,
+        "data": [str(d) for d in ([data_dir] if isinstance(data_dir, (str, Path)) else data_dir)],
+        "frames": n, "text_chunks": n_text, "steps": steps, "steps_planned": planned_steps, "batch_size": batch_size, "lr": lr,
         "text_fraction": text_fraction, "seed": seed, "device": device, "relabelled_holds": data["relabelled"],
         "device_name": torch.cuda.get_device_name(0) if device.startswith("cuda") else "cpu",
         "torch": torch.__version__, "parameters": n_params, "train_seconds": round(time.time() - start, 1),
@@ -541,6 +542,26 @@ def export_checkpoint(weights: Path, train_json: Path, tokenizer_path: Path, out
     if Path(train_json).resolve() != (out_dir / "train.json").resolve():
         shutil.copy(train_json, out_dir / "train.json")
     return sha256(out_dir / "model.safetensors")
+
+
+def write_extra_demos(out_dir: Path, folders: list[Path]) -> list[dict]:
+    """Record further collections a run trained on in ``extra_demos.json`` (one row per task and folder).
+
+    Removes an earlier record when there is none, so that a checkpoint never
+    inherits the last export's data.
+    """
+    path = Path(out_dir) / "extra_demos.json"
+    rows = []
+    for folder in folders:
+        records = [json.loads(p.read_text()) for p in sorted(Path(folder).glob("task_*.json"))]
+        if not records:
+            raise SystemExit(f"{folder}: no task_*.json collection summaries to record (--extra-demos)")
+        rows += [{**r["summary"], "folder": Path(folder).name, "layout_seed": r["config"]["seed"]} for r in records]
+    if rows:
+        path.write_text(json.dumps(sorted(rows, key=lambda r: (r["folder"], r["task_id"])), indent=2) + "\n")
+    elif path.exists():
+        path.unlink()
+    return rows
 
 
 def make_random_checkpoint(out_dir: Path, tokenizer_path: Path, seed: int = 0, **config) -> Path:
@@ -629,6 +650,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=CHECKPOINT_DIR)
     p.add_argument("--demos", type=Path, default=Path("data/demos"), help="collection summaries to record")
     p.add_argument("--recovery-demos", type=Path, default=None, help="recovery collection summaries to record, if any")
+    p.add_argument("--extra-demos", type=Path, nargs="*", default=[],
+                   help="further (non-recovery) collections the run trained on, to record beside --demos")
     args = parser.parse_args(argv)
 
     if args.command == "demos":
@@ -688,6 +711,7 @@ def main(argv: list[str] | None = None) -> int:
             recovery.write_text(json.dumps(sorted(records, key=lambda r: r["task_id"]), indent=2) + "\n")
         elif recovery.exists():
             recovery.unlink()  # a model trained without recoveries must not inherit the last one's record
+        write_extra_demos(args.out, args.extra_demos)
         print(f"model.safetensors sha256 {digest}")
     return 0
 
