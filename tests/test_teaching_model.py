@@ -230,16 +230,18 @@ def test_export_records_every_extra_collection_and_forgets_the_last_ones(tmp_pat
 
     from vla_ch2.factory.teaching_model import write_extra_demos
 
-    for folder, tasks in (("more_a", (6, 2)), ("more_b", (8,))):
+    for folder, tasks in (("more_a", (6, 10, 2)), ("more_b", (8,))):
         (tmp_path / folder).mkdir()
         for task in tasks:
             summary = {"task_id": task, "tries": 40, "kept": 39, "frames": 100, "seconds": 60.0,
                        "expert_clean": {"tries": 20, "successes": 20}, "expert_noisy": {"tries": 20, "successes": 19}}
-            (tmp_path / folder / f"task_{task}.json").write_text(json.dumps({"summary": summary, "config": {"seed": 1}}))
+            record = {"summary": summary, "config": {"seed": 1 if folder == "more_a" else 2}}
+            (tmp_path / folder / f"task_{task}.json").write_text(json.dumps(record))
     out = tmp_path / "checkpoint"
     out.mkdir()
-    rows = write_extra_demos(out, [tmp_path / "more_a", tmp_path / "more_b"])
-    assert [(r["folder"], r["task_id"]) for r in rows] == [("more_a", 2), ("more_a", 6), ("more_b", 8)]
+    rows = write_extra_demos(out, [tmp_path / "more_b", tmp_path / "more_a"])
+    assert [(r["folder"], r["task_id"], r["collection_seed"]) for r in rows] == [
+        ("more_a", 2, 1), ("more_a", 6, 1), ("more_a", 10, 1), ("more_b", 8, 2)]
     assert json.loads((out / "extra_demos.json").read_text()) == rows
     # The next export without extra collections must not inherit this record.
     assert write_extra_demos(out, []) == []
@@ -247,3 +249,23 @@ def test_export_records_every_extra_collection_and_forgets_the_last_ones(tmp_pat
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit, match="empty: no task_.*json collection summaries"):
         write_extra_demos(out, [tmp_path / "empty"])
+
+
+def test_export_checks_extra_collections_before_writing_anything(tmp_path, capsys):
+    from vla_ch2.factory.teaching_model import main
+
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "checkpoint"
+    with pytest.raises(SystemExit):
+        main(["export", "--run", str(tmp_path / "run"), "--out", str(out), "--extra-demos", str(tmp_path / "empty")])
+    err = capsys.readouterr().err
+    assert "--extra-demos" in err and "empty: no task_*.json collection summaries there" in err
+    assert not out.exists()
+
+
+def test_ema_and_holdout_together_are_refused_before_any_work(tmp_path):
+    from vla_ch2.factory.teaching_model import CHECKPOINT_DIR, train
+
+    with pytest.raises(ValueError, match="'ema' and 'holdout' together"):
+        train(tmp_path / "nothing", tmp_path / "run", CHECKPOINT_DIR / "tokenizer.json", None,
+              options={"ema": 0.999, "holdout": 3})

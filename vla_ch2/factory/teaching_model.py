@@ -366,8 +366,9 @@ def train(
     ``max_seconds`` (stop early, keeping what was scored); ``hold_steps`` (see
     :func:`relabel_holds`, default 7 simulator steps); ``drop_still_tail``; ``seed``
     (overrides the argument); ``ema`` (a decay such as 0.999: ``weights.pt`` then holds
-    an exponential moving average of the weights, as Diffusion Policy keeps, and
-    ``weights_raw.pt`` the last step's own).
+    an exponential moving average of the weights and ``weights_raw.pt`` the last
+    step's own; the decay is constant from the first step, so after 7000 steps the
+    initial weights keep 0.999**7000, under 0.1 %, of the average; not with ``holdout``).
     """
     import torch
     import torch.nn.functional as F
@@ -376,6 +377,9 @@ def train(
     from vla_ch2.factory.demos import decode_frame
 
     options = dict(options or {})
+    if options.get("ema") and options.get("holdout"):
+        raise ValueError("options 'ema' and 'holdout' together: the held-out score picks a step of the raw weights, "
+                         "not of their average; drop one of them")
     seed = int(options.get("seed", seed))  # several candidates of one device call differ by their options alone
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -555,10 +559,12 @@ def write_extra_demos(out_dir: Path, folders: list[Path]) -> list[dict]:
     for folder in folders:
         records = [json.loads(p.read_text()) for p in sorted(Path(folder).glob("task_*.json"))]
         if not records:
-            raise SystemExit(f"{folder}: no task_*.json collection summaries to record (--extra-demos)")
-        rows += [{**r["summary"], "folder": Path(folder).name, "layout_seed": r["config"]["seed"]} for r in records]
+            raise SystemExit(f"{folder}: no task_*.json collection summaries to record (--extra-demos); pass a folder "
+                             "that `demos --out` wrote, or leave it out")
+        rows += [{**r["summary"], "folder": Path(folder).name, "collection_seed": r["config"]["seed"]} for r in records]
+    rows.sort(key=lambda r: (r["folder"], r["task_id"]))
     if rows:
-        path.write_text(json.dumps(sorted(rows, key=lambda r: (r["folder"], r["task_id"])), indent=2) + "\n")
+        path.write_text(json.dumps(rows, indent=2) + "\n")
     elif path.exists():
         path.unlink()
     return rows
@@ -698,6 +704,10 @@ def main(argv: list[str] | None = None) -> int:
                         args.text_fraction, args.seed, config_overrides=args.config, options=args.options)
         print(json.dumps({k: v for k, v in summary.items() if k not in ("log", "statistics")}))
     elif args.command == "export":
+        for folder in args.extra_demos:  # before anything is written: a bad folder must leave the checkpoint whole
+            if not any(Path(folder).glob("task_*.json")):
+                parser.error(f"--extra-demos {folder}: no task_*.json collection summaries there; pass a folder "
+                             "that `demos --out` wrote, or leave it out")
         digest = export_checkpoint(args.run / "weights.pt", args.run / "train.json", args.tokenizer, args.out)
         summaries = [json.loads(p.read_text())["summary"] for p in sorted(args.demos.glob("task_*.json"))]
         if summaries:
