@@ -228,7 +228,7 @@ def test_ema_keeps_an_average_beside_the_weights_training_reaches(tmp_path):
 def test_export_records_every_extra_collection_and_forgets_the_last_ones(tmp_path):
     import json
 
-    from vla_ch2.factory.teaching_model import write_extra_demos
+    from vla_ch2.factory.teaching_model import extra_demo_rows, write_extra_demos
 
     for folder, tasks in (("more_a", (6, 10, 2)), ("more_b", (8,))):
         (tmp_path / folder).mkdir()
@@ -239,16 +239,17 @@ def test_export_records_every_extra_collection_and_forgets_the_last_ones(tmp_pat
             (tmp_path / folder / f"task_{task}.json").write_text(json.dumps(record))
     out = tmp_path / "checkpoint"
     out.mkdir()
-    rows = write_extra_demos(out, [tmp_path / "more_b", tmp_path / "more_a"])
+    rows = extra_demo_rows([tmp_path / "more_b", tmp_path / "more_a"])
+    write_extra_demos(out, rows)
     assert [(r["folder"], r["task_id"], r["collection_seed"]) for r in rows] == [
         ("more_a", 2, 1), ("more_a", 6, 1), ("more_a", 10, 1), ("more_b", 8, 2)]
     assert json.loads((out / "extra_demos.json").read_text()) == rows
     # The next export without extra collections must not inherit this record.
-    assert write_extra_demos(out, []) == []
+    write_extra_demos(out, extra_demo_rows([]))
     assert not (out / "extra_demos.json").exists()
     (tmp_path / "empty").mkdir()
-    with pytest.raises(SystemExit, match="empty: no task_.*json collection summaries"):
-        write_extra_demos(out, [tmp_path / "empty"])
+    with pytest.raises(ValueError, match="empty: no task_.*json collection summaries"):
+        extra_demo_rows([tmp_path / "empty"])
 
 
 def test_export_checks_extra_collections_before_writing_anything(tmp_path, capsys):

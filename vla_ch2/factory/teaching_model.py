@@ -548,26 +548,29 @@ def export_checkpoint(weights: Path, train_json: Path, tokenizer_path: Path, out
     return sha256(out_dir / "model.safetensors")
 
 
-def write_extra_demos(out_dir: Path, folders: list[Path]) -> list[dict]:
-    """Record further collections a run trained on in ``extra_demos.json`` (one row per task and folder).
+def extra_demo_rows(folders: list[Path]) -> list[dict]:
+    """One row per task and folder of further collections a run trained on, sorted by folder and task.
 
-    Removes an earlier record when there is none, so that a checkpoint never
-    inherits the last export's data.
+    Raises ``ValueError`` naming a folder that holds no collection summaries.
     """
-    path = Path(out_dir) / "extra_demos.json"
     rows = []
     for folder in folders:
         records = [json.loads(p.read_text()) for p in sorted(Path(folder).glob("task_*.json"))]
         if not records:
-            raise SystemExit(f"{folder}: no task_*.json collection summaries to record (--extra-demos); pass a folder "
+            raise ValueError(f"{folder}: no task_*.json collection summaries there; pass a folder "
                              "that `demos --out` wrote, or leave it out")
         rows += [{**r["summary"], "folder": Path(folder).name, "collection_seed": r["config"]["seed"]} for r in records]
-    rows.sort(key=lambda r: (r["folder"], r["task_id"]))
+    return sorted(rows, key=lambda r: (r["folder"], r["task_id"]))
+
+
+def write_extra_demos(out_dir: Path, rows: list[dict]) -> None:
+    """Record :func:`extra_demo_rows` in ``extra_demos.json``; with none, remove an earlier record,
+    so that a checkpoint never inherits the last export's data."""
+    path = Path(out_dir) / "extra_demos.json"
     if rows:
         path.write_text(json.dumps(rows, indent=2) + "\n")
     elif path.exists():
         path.unlink()
-    return rows
 
 
 def make_random_checkpoint(out_dir: Path, tokenizer_path: Path, seed: int = 0, **config) -> Path:
@@ -704,10 +707,10 @@ def main(argv: list[str] | None = None) -> int:
                         args.text_fraction, args.seed, config_overrides=args.config, options=args.options)
         print(json.dumps({k: v for k, v in summary.items() if k not in ("log", "statistics")}))
     elif args.command == "export":
-        for folder in args.extra_demos:  # before anything is written: a bad folder must leave the checkpoint whole
-            if not any(Path(folder).glob("task_*.json")):
-                parser.error(f"--extra-demos {folder}: no task_*.json collection summaries there; pass a folder "
-                             "that `demos --out` wrote, or leave it out")
+        try:  # read before anything is written: a bad folder must leave the checkpoint whole
+            extra = extra_demo_rows(args.extra_demos)
+        except ValueError as exc:
+            parser.error(f"--extra-demos {exc}")
         digest = export_checkpoint(args.run / "weights.pt", args.run / "train.json", args.tokenizer, args.out)
         summaries = [json.loads(p.read_text())["summary"] for p in sorted(args.demos.glob("task_*.json"))]
         if summaries:
@@ -721,7 +724,7 @@ def main(argv: list[str] | None = None) -> int:
             recovery.write_text(json.dumps(sorted(records, key=lambda r: r["task_id"]), indent=2) + "\n")
         elif recovery.exists():
             recovery.unlink()  # a model trained without recoveries must not inherit the last one's record
-        write_extra_demos(args.out, args.extra_demos)
+        write_extra_demos(args.out, extra)
         print(f"model.safetensors sha256 {digest}")
     return 0
 
