@@ -1,7 +1,8 @@
 """Write ``vla_ch2/data/drills_measured.json``: the measured layer of the failure taxonomy.
 
 Reads every ``seed-*`` drill directory of each model's committed drills
-matrix (v1: ``docs/results/drills-matrix``, v2: ``docs/results/v2/drills-matrix``)
+matrix (v1: ``docs/results/drills-matrix``; v2-first, the first v2 weights, shipped until the
+current ones replaced them: ``docs/results/v2-first/drills-matrix``; v2: ``docs/results/v2/drills-matrix``)
 and summarises each run with :func:`vla_ch2.taxonomy.summarise`. The pages, the predicates and the
 sentence grader read the result through :func:`vla_ch2.taxonomy.measured`;
 ``tests/test_taxonomy.py`` checks that the file matches the logs.
@@ -20,8 +21,10 @@ sys.path.insert(0, str(REPO))
 
 from vla_ch2.taxonomy import MEASURED_FILE, summarise  # noqa: E402
 
-#: Each model's committed drills matrix.
-DEFAULT_ROOTS = {"v1": "docs/results/drills-matrix", "v2": "docs/results/v2/drills-matrix"}
+#: Each model's committed drills matrix. A model readers may have run stays here after it is replaced,
+#: so that what it showed is still credited (``vla_ch2.taxonomy.Measured.causes_of``).
+DEFAULT_ROOTS = {"v1": "docs/results/drills-matrix", "v2-first": "docs/results/v2-first/drills-matrix",
+                 "v2": "docs/results/v2/drills-matrix"}
 
 
 def main(argv: list[str]) -> int:

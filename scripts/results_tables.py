@@ -396,8 +396,10 @@ def suite_failures(directory: Path = R / "suite", tail: int = 40) -> str:
     return "\n".join(lines) + "\n"
 
 
-def v1_v2_signatures(old: Path = R / "drills-matrix", new: Path = R / "v2" / "drills-matrix") -> str:
-    """Each drill's signature on the same seeds, teaching model v1 (its 50-seed matrix) against v2."""
+def v1_v2_signatures(old: Path = R / "drills-matrix", new: Path = R / "v2" / "drills-matrix",
+                     first: Path = R / "v2-first" / "drills-matrix") -> str:
+    """Each drill's signature on the same seeds, teaching model v1 (its 50-seed matrix) against v2; the
+    symptom counts also for ``first``, the first v2 weights (shipped before the current ones)."""
     import sys
 
     sys.path.insert(0, ".")
@@ -406,18 +408,21 @@ def v1_v2_signatures(old: Path = R / "drills-matrix", new: Path = R / "v2" / "dr
 
     new_sum = T.summarise(new)["seeds"]
     old_sum = T.summarise(old)["seeds"]
+    first_sum = T.summarise(first)["seeds"]
     lines = _signature_rows(old_sum, new_sum, "v1 -> v2")
+    models = (("v1", old_sum), ("v2-first", first_sum), ("v2", new_sum))
     counts = {}
     for seed in new_sum:
         for tag in ("no_flip", "bad_prompt", "bad_unnorm"):
-            for model, summary in (("v1", old_sum), ("v2", new_sum)):
+            for model, summary in models:
                 symptom = summary[seed][tag]["symptom"] or "succeeds"
                 counts.setdefault(tag, {}).setdefault(model, {}).setdefault(symptom, 0)
                 counts[tag][model][symptom] += 1
-    lines += ["", f"Symptoms over the same {len(new_sum)} seeds:", "", "| drill | v1 | v2 |", "|---|---|---|"]
+    lines += ["", f"Symptoms over the same {len(new_sum)} seeds:", "", "| drill | " + " | ".join(m for m, _ in models) + " |",
+              "|---|" + "---|" * len(models)]
     for tag, by_model in counts.items():
         cell = lambda m: ", ".join(f"{k}: {v}" for k, v in sorted(by_model.get(m, {}).items()))  # noqa: E731
-        lines.append(f"| {tag} | {cell('v1')} | {cell('v2')} |")
+        lines.append(f"| {tag} | " + " | ".join(cell(m) for m, _ in models) + " |")
     settled = []
     for seed in sorted(new_sum, key=int):
         report = verify_directory(new / f"seed-{seed}")

@@ -172,11 +172,11 @@ def test_rollout_clips_are_animated_webp_at_the_render_size(tmp_path):
 
 
 def test_a_frozen_arm_without_the_flip_is_not_read_as_the_statistics():
-    """Teaching model v2 freezes without the flip (translations about 0.001 of the baseline's): the scale alone
+    """The first v2 weights froze without the flip (translations about 0.001 of the baseline's): the scale alone
     would call that the statistics; the instrumented set lets the image instrument decide first."""
     from vla_ch2 import predicates as P
 
-    for seed_dir in sorted((RESULTS / "v2" / "drills-matrix").glob("seed-*")):
+    for seed_dir in sorted((RESULTS / "v2-first" / "drills-matrix").glob("seed-*")):
         runs = P.load_runs(seed_dir)
         assert P.bad_unnorm_calibrated(runs["no_flip"], runs["baseline"]), seed_dir.name  # the confound is real
         assert not P.bad_unnorm_instrumented(runs["no_flip"], runs["baseline"]), seed_dir.name

@@ -25,8 +25,6 @@ from vla_ch2 import taxonomy as T
 
 REPO = Path(__file__).resolve().parents[1]
 MATRIX = REPO / "docs" / "results" / "drills-matrix"
-#: Each teaching model's committed drills matrix (scripts/drills_summary.py reads the same).
-MATRICES = {"v1": "docs/results/drills-matrix", "v2": "docs/results/v2/drills-matrix"}
 
 
 def _script(name: str):
@@ -38,8 +36,9 @@ def _script(name: str):
 
 def test_the_measured_layer_is_what_the_committed_drills_say():
     committed = json.loads((REPO / "vla_ch2" / "data" / T.MEASURED_FILE).read_text(encoding="utf-8"))
-    assert set(committed["models"]) == set(MATRICES)
-    for name, root in MATRICES.items():
+    matrices = _script("drills_summary").DEFAULT_ROOTS  # each teaching model's committed drills matrix
+    assert set(committed["models"]) == set(matrices)
+    for name, root in matrices.items():
         assert T.summarise(REPO / root, source=root) == committed["models"][name], name
 
 

@@ -199,9 +199,9 @@ def bad_unnorm_instrumented(run, baseline, factor: float = SCALE_FACTOR) -> bool
     """Translations on another scale (as :func:`bad_unnorm_calibrated`) while the image reads upright.
 
     The scale is indirect evidence: a model shown a scene it never saw may
-    also freeze, and teaching model v2 does without the flip (its largest
-    translation falls to about 0.001 of the baseline's, against Bridge
-    statistics' 0.04; docs/results/v2). The image instrument is direct
+    also freeze, and the first weights of teaching model v2 did without the
+    flip (their largest translation fell to about 0.001 of the baseline's,
+    against Bridge statistics' 0.04; docs/results/v2-first). The image instrument is direct
     evidence of the image fault, so a scale change is put down to the
     statistics only when the image is the right way up.
     """

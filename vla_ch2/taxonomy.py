@@ -10,7 +10,7 @@ grader of Exercise 2.x.4. Three layers, kept apart on purpose:
   ``bridge_orig`` q01..q99 range to the suite's; what a non-action token
   decodes to, since the detokenizer clips it to the top bin);
 * **the measurement** (:func:`measured`): what the committed drills of the
-  teaching models (v1 and v2) did, seed by seed, summarised in
+  teaching models (v1, the first v2 weights and v2) did, seed by seed, summarised in
   ``vla_ch2/data/drills_measured.json`` by :func:`summarise` from the run logs
   (``python scripts/drills_summary.py``; a test checks the file against the logs).
 
@@ -280,11 +280,12 @@ def _measured_data() -> dict:
 class Measured:
     """What the committed drills showed, per cause: symptom counts over seeds and the signature ranges.
 
-    When the drills of several models were measured (the teaching model v1
-    and v2), the counts and ranges pool every seed of every model and
-    ``models`` keeps each model's own :class:`Measured`: a cause is credited
-    with a symptom when any one model showed it on :data:`MIN_SHARE` of its
-    seeds, so a reader whose model behaves like either is never marked wrong.
+    When the drills of several models were measured (teaching model v1, the
+    first v2 weights, v2), the counts and ranges pool every seed of every
+    model and ``models`` keeps each model's own :class:`Measured`: a cause is
+    credited with a symptom when any one model showed it on :data:`MIN_SHARE`
+    of its seeds, so a reader whose model behaves like any of them is never
+    marked wrong.
     """
 
     source: str
