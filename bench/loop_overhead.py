@@ -31,6 +31,7 @@ import os
 import platform
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -152,6 +153,16 @@ def single_process(model: str | None, steps: int) -> dict:
     }
 
 
+def weights_sha256(model: str | None) -> str | None:
+    """SHA-256 of the measured model's ``model.safetensors`` (a local checkpoint), so a card can tell whose timing it shows."""
+    import hashlib
+
+    from vla_ch2.policy import resolve_model
+
+    path = Path(resolve_model(model)) / "model.safetensors"
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=200)
@@ -169,6 +180,7 @@ def main() -> None:
     result = {"machine": f"{platform.processor() or platform.machine()}, {platform.system()}, {os.cpu_count()} cores",
               "torch_threads": 1, "lp_num_threads": os.environ.get("LP_NUM_THREADS", "Mesa default")}
     result.update(single_process(args.model, args.steps))
+    result["model_sha256"] = weights_sha256(args.model)
     if args.workers:
         par = parallel_bare(args.workers, args.steps)
         result.update({"parallel_workers": args.workers, "parallel_bare_steps_per_s": round(par["steps_per_s"], 2),

@@ -176,7 +176,10 @@ def main() -> None:
         lines.append(f"- CPU time per action on one core: {bench['policy_ms_per_action']} ms (model alone "
                      f"{bench.get('model_ms_per_action', 'not measured')} ms); loop step {bench['loop_step_ms']} ms "
                      f"against bare `env.step` {bench['bare_env_step_ms']} ms (ratio {bench['loop_over_bare']}); "
-                     f"`python bench/loop_overhead.py`. Machine: {bench['machine']}.")
+                     f"`python bench/loop_overhead.py`. Machine: {bench['machine']}."
+                     + ("" if bench.get("model_sha256") in (None, digest) else
+                        f" Measured with other weights of the same sizes (SHA-256 {bench['model_sha256'][:12]}...): "
+                        "an action is seven greedy tokens whatever the weights, so its cost depends on the sizes only."))
     lines += ["", "The previous checkpoint (v1: 13 demonstrations per task at 128 pixels, Pillow image path) and its "
               "results are kept on the site's results page, labelled v1."]
     lines += ["", "Regenerate everything: `bash scripts/make_results.sh`, then `python scripts/model_card.py`.", ""]
