@@ -416,8 +416,15 @@ def _named_causes(text: str, rubric: SentenceRubric) -> tuple[list[str], list[st
 
 
 def _authority(sources) -> str:
-    """How feedback names the authority for a credited cause or diagnostic."""
+    """How feedback names the authority for a credited cause."""
     said = {"chapter": "as §2.4 says", "measured": "as the drills measure on LIBERO"}
+    return " and ".join(said[s] for s in SOURCES if s in sources)
+
+
+def _reading(sources) -> str:
+    """How feedback names whose instrument a diagnostic uses. Only the instrument: the grader does not
+    check which way the sentence says the reading goes, so it claims no measured value for it."""
+    said = {"chapter": "the reading §2.4 proposes", "measured": "a reading the drills use"}
     return " and ".join(said[s] for s in SOURCES if s in sources)
 
 
@@ -473,7 +480,7 @@ def _grade_diagnostic(parts: _Parts, cause: Optional[str], rubric: SentenceRubri
     if matched:
         sources = {d.source for d in matched}
         return True, "chapter" if "chapter" in sources else "measured", [
-            f"Diagnostic: it is the signature of the cause you named, {_authority(sources)}."] + notes
+            f"Diagnostic: it reads the signature of the cause you named, {_reading(sources)}."] + notes
     own = [d for d in rubric.diagnostics if d.cause == cause]
     best = max(own, key=lambda d: sum(g.matches(text) for g in d.groups))
     missing = [g.hint for g in best.groups if not g.matches(text)]
