@@ -411,14 +411,16 @@ def v1_v2_signatures(old: Path = R / "drills-matrix", new: Path = R / "v2" / "dr
     first_sum = T.summarise(first)["seeds"]
     lines = _signature_rows(old_sum, new_sum, "v1 -> v2")
     models = (("v1", old_sum), ("v2-first", first_sum), ("v2", new_sum))
-    counts = {}
-    for seed in new_sum:
-        for tag in ("no_flip", "bad_prompt", "bad_unnorm"):
-            for model, summary in models:
+    counts, seeds_of = {}, {}
+    for model, summary in models:
+        seeds_of[model] = [seed for seed in new_sum if seed in summary]  # v2's seeds that this model ran too
+        for seed in seeds_of[model]:
+            for tag in ("no_flip", "bad_prompt", "bad_unnorm"):
                 symptom = summary[seed][tag]["symptom"] or "succeeds"
                 counts.setdefault(tag, {}).setdefault(model, {}).setdefault(symptom, 0)
                 counts[tag][model][symptom] += 1
-    lines += ["", f"Symptoms over the same {len(new_sum)} seeds:", "", "| drill | " + " | ".join(m for m, _ in models) + " |",
+    lines += ["", "Symptoms over v2's seeds (each model on those of them it ran):", "",
+              "| drill | " + " | ".join(f"{m} ({len(seeds_of[m])} seeds)" for m, _ in models) + " |",
               "|---|" + "---|" * len(models)]
     for tag, by_model in counts.items():
         cell = lambda m: ", ".join(f"{k}: {v}" for k, v in sorted(by_model.get(m, {}).items()))  # noqa: E731
