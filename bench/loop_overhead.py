@@ -155,12 +155,11 @@ def single_process(model: str | None, steps: int) -> dict:
 
 def weights_sha256(model: str | None) -> str | None:
     """SHA-256 of the measured model's ``model.safetensors`` (a local checkpoint), so a card can tell whose timing it shows."""
-    import hashlib
-
+    from vla_ch2.factory.teaching_model import sha256
     from vla_ch2.policy import resolve_model
 
     path = Path(resolve_model(model)) / "model.safetensors"
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+    return sha256(path) if path.is_file() else None
 
 
 def main() -> None:

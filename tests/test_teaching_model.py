@@ -228,7 +228,7 @@ def test_ema_keeps_an_average_beside_the_weights_training_reaches(tmp_path):
 def test_export_records_every_extra_collection_and_forgets_the_last_ones(tmp_path):
     import json
 
-    from vla_ch2.factory.teaching_model import extra_demo_rows, write_extra_demos
+    from vla_ch2.factory.teaching_model import extra_demo_rows, write_record
 
     for folder, tasks in (("more_a", (6, 10, 2)), ("more_b", (8,))):
         (tmp_path / folder).mkdir()
@@ -240,12 +240,12 @@ def test_export_records_every_extra_collection_and_forgets_the_last_ones(tmp_pat
     out = tmp_path / "checkpoint"
     out.mkdir()
     rows = extra_demo_rows([tmp_path / "more_b", tmp_path / "more_a"])
-    write_extra_demos(out, rows)
+    write_record(out / "extra_demos.json", rows)
     assert [(r["folder"], r["task_id"], r["collection_seed"]) for r in rows] == [
         ("more_a", 2, 1), ("more_a", 6, 1), ("more_a", 10, 1), ("more_b", 8, 2)]
     assert json.loads((out / "extra_demos.json").read_text()) == rows
     # The next export without extra collections must not inherit this record.
-    write_extra_demos(out, extra_demo_rows([]))
+    write_record(out / "extra_demos.json", extra_demo_rows([]))
     assert not (out / "extra_demos.json").exists()
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="empty: no task_.*json collection summaries"):

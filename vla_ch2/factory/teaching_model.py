@@ -563,10 +563,10 @@ def extra_demo_rows(folders: list[Path]) -> list[dict]:
     return sorted(rows, key=lambda r: (r["folder"], r["task_id"]))
 
 
-def write_extra_demos(out_dir: Path, rows: list[dict]) -> None:
-    """Record :func:`extra_demo_rows` in ``extra_demos.json``; with none, remove an earlier record,
-    so that a checkpoint never inherits the last export's data."""
-    path = Path(out_dir) / "extra_demos.json"
+def write_record(path: Path, rows: list[dict]) -> None:
+    """Write an export's record of the data a run trained on (``rows`` as JSON); with no rows, remove
+    an earlier record, so that a checkpoint never inherits the last export's data."""
+    path = Path(path)
     if rows:
         path.write_text(json.dumps(rows, indent=2) + "\n")
     elif path.exists():
@@ -716,15 +716,11 @@ def main(argv: list[str] | None = None) -> int:
         if summaries:
             summaries.sort(key=lambda d: d["task_id"])
             (args.out / "demos.json").write_text(json.dumps(summaries, indent=2) + "\n")
-        recovery = args.out / "recovery_demos.json"
         records = [json.loads(p.read_text()) for p in sorted(args.recovery_demos.glob("task_*.json"))] if args.recovery_demos else []
-        if records:
-            records = [{**r["summary"], "miss_xy": r["config"]["miss_xy"], "miss_z": r["config"]["miss_z"],
-                        "notice": r["config"]["notice"]} for r in records]
-            recovery.write_text(json.dumps(sorted(records, key=lambda r: r["task_id"]), indent=2) + "\n")
-        elif recovery.exists():
-            recovery.unlink()  # a model trained without recoveries must not inherit the last one's record
-        write_extra_demos(args.out, extra)
+        records = [{**r["summary"], "miss_xy": r["config"]["miss_xy"], "miss_z": r["config"]["miss_z"],
+                    "notice": r["config"]["notice"]} for r in records]
+        write_record(args.out / "recovery_demos.json", sorted(records, key=lambda r: r["task_id"]))
+        write_record(args.out / "extra_demos.json", extra)
         print(f"model.safetensors sha256 {digest}")
     return 0
 
