@@ -62,7 +62,12 @@ def is_noop(action: np.ndarray, previous: np.ndarray | None) -> bool:
 
 def encode_frame(frame: np.ndarray, size: int, quality: int) -> bytes:
     """Raw render -> the loop's 224 image -> the model's input size, as JPEG bytes."""
-    image = Image.fromarray(C.prepare_image(frame, flip_image=True))
+    return encode_prepared(C.prepare_image(frame, flip_image=True), size, quality)
+
+
+def encode_prepared(prepared: np.ndarray, size: int, quality: int) -> bytes:
+    """The loop's 224 image (:func:`vla_ch2.conventions.prepare_image`) -> the model's input size, as JPEG bytes."""
+    image = Image.fromarray(prepared)
     if image.size != (size, size):
         image = image.resize((size, size), Image.BILINEAR)
     buffer = io.BytesIO()

@@ -28,6 +28,11 @@ GRASP_DZ = {
 }
 
 
+#: Horizontal distance (metres) from the basket's centre within which a released object counts as
+#: delivered when the expert follows a learner (the basket is about 0.2 m across).
+BASKET_RIM = 0.07
+
+
 @dataclass
 class ExpertConfig:
     """Gains and heights of the scripted expert (metres, LIBERO world frame)."""
@@ -61,9 +66,15 @@ class ScriptedExpert:
         back. Only the frames from that moment on are worth cloning.
     notice : float
         Height above the grasp at which a missed grasp is noticed.
+    follow : bool
+        Label states someone else drives (DAgger, :mod:`vla_ch2.factory.dagger`):
+        each step the phase is re-read from the scene (:meth:`_follow`), a missed
+        grasp is retried however often it happens, and a miss never moves the
+        aim (the learner's misaim is not the controller's drift).
     """
 
-    def __init__(self, target: str, config: ExpertConfig | None = None, miss=None, notice: float = 0.08):
+    def __init__(self, target: str, config: ExpertConfig | None = None, miss=None, notice: float = 0.08,
+                 follow: bool = False):
         self.target = target
         self.config = config or ExpertConfig()
         self.phase = "approach"
@@ -75,6 +86,8 @@ class ScriptedExpert:
         self.attempts = 0
         self._miss = np.zeros(3) if miss is None else np.asarray(miss, dtype=np.float64)
         self.notice = float(notice)
+        self.follow = bool(follow)
+        self._rest_z = None
 
     def _dz(self) -> float:
         name = self.target.rsplit("_", 1)[0]
@@ -101,19 +114,25 @@ class ScriptedExpert:
         obj = np.asarray(obs[f"{self.target}_pos"], dtype=np.float64)
         basket = np.asarray(obs["basket_1_pos"], dtype=np.float64)
         self._update_rotation_error(np.asarray(obs["robot0_eef_quat"], dtype=np.float64))
+        if self._rest_z is None:
+            self._rest_z = obj[2]
+        if self.follow:
+            self._follow(eef, obj, basket)
         if self.phase == "approach":
-            goal = obj + np.array([self._offset[0] + self._miss[0], self._offset[1] + self._miss[1], cfg.hover])
+            goal = self._grasp_goal(obj) * [1, 1, 0] + [0, 0, obj[2] + cfg.hover]
             if np.linalg.norm((goal - eef)[:2]) < cfg.xy_tolerance and abs(goal[2] - eef[2]) < 2 * cfg.tolerance:
                 self.phase, self.counter = "descend", 0
             return self._move(goal, eef, OPEN)
         if self.phase == "descend":
-            goal = obj + np.array([self._offset[0], self._offset[1], self._dz()]) + self._miss
+            goal = self._grasp_goal(obj)
             self.counter += 1
             # Close as soon as the hand is low enough: a condition the camera can see,
             # so a learner can tell from the image alone when to close. The timeout
-            # only catches a hand that cannot get that low.
-            low_enough = eef[2] < goal[2] + cfg.close_height and np.linalg.norm((goal - eef)[:2]) < cfg.tolerance
-            if low_enough or self.counter > cfg.descend_steps:
+            # only catches a hand that cannot get that low (over the object, when following).
+            centred = np.linalg.norm((goal - eef)[:2]) < cfg.tolerance
+            low_enough = eef[2] < goal[2] + cfg.close_height and centred
+            stuck = self.counter > cfg.descend_steps and (not self.follow or (centred and eef[2] < goal[2] + 0.03))
+            if low_enough or stuck:
                 self.phase, self.counter = "close", 0
                 self._grasp = (eef.copy(), obj.copy())
             return self._move(goal, eef, OPEN)
@@ -125,13 +144,14 @@ class ScriptedExpert:
         if self.phase == "lift":
             goal = np.array([eef[0], eef[1], cfg.carry_z])
             grasp_eef, grasp_obj = self._grasp
-            if eef[2] > grasp_eef[2] + self.notice and obj[2] < grasp_obj[2] + 0.02 and self.attempts < cfg.max_attempts:
+            missed = eef[2] > grasp_eef[2] + self.notice and obj[2] < grasp_obj[2] + 0.02
+            if missed and (self.follow or self.attempts < cfg.max_attempts):
                 # The object stayed on the table: open, and try again aiming off the drift
                 # (or, after a deliberate miss, where the first try should have aimed).
                 self.attempts += 1
                 if self._miss.any():
                     self._miss = np.zeros(3)
-                else:
+                elif not self.follow:
                     self._offset = self._offset - (grasp_eef - grasp_obj)[:2]
                 self.phase = "approach"
                 return self._move(goal, eef, OPEN)
@@ -146,6 +166,40 @@ class ScriptedExpert:
         # release, then hold still with the gripper open
         self.counter += 1
         return self._move(eef, eef, OPEN)
+
+    def _follow(self, eef: np.ndarray, obj: np.ndarray, basket: np.ndarray) -> None:
+        """Re-read the phase from the scene when someone else moved the hand.
+
+        The object is held when it is off the table and at the fingers; it is
+        delivered when it rests within the basket's rim. A held object skips to
+        the lift, a dropped one sends the hand back, and so does a grasp whose
+        hand wandered sideways before the fingers closed. A hand already low over the
+        object goes on down; one that wandered off during the descent hovers again.
+        """
+        lifted = obj[2] > self._rest_z + 0.02
+        at_hand = np.linalg.norm((obj - eef)[:2]) < 0.04 and -0.10 < (obj - eef)[2] < 0.03
+        held = lifted and at_hand
+        delivered = np.linalg.norm((obj - basket)[:2]) < BASKET_RIM
+        grasp = self._grasp_goal(obj)
+        off_centre = np.linalg.norm((grasp - eef)[:2])
+        below_hover = eef[2] < obj[2] + self.config.hover + 2 * self.config.tolerance
+        if held and self.phase in ("approach", "descend", "close"):
+            self.phase = "lift"
+            self._grasp = (eef.copy(), np.array([obj[0], obj[1], self._rest_z]))
+        elif self.phase == "carry" and not held:
+            self.phase, self.counter = "approach", 0
+        elif self.phase == "close" and self._grasp is not None and np.linalg.norm((eef - self._grasp[0])[:2]) > 0.02:
+            self.phase, self.counter = "descend", 0
+        elif self.phase == "release" and not held and not delivered and not at_hand:
+            self.phase, self.counter = "approach", 0
+        elif self.phase == "approach" and off_centre < self.config.tolerance and below_hover:
+            self.phase, self.counter = "descend", 0  # already low over the object: go on down
+        elif self.phase == "descend" and (off_centre > 2 * self.config.tolerance or not below_hover):
+            self.phase, self.counter = "approach", 0  # wandered off the object: hover over it again
+
+    def _grasp_goal(self, obj: np.ndarray) -> np.ndarray:
+        """Where the hand closes on the object (aim offset, grasp height and any deliberate miss)."""
+        return obj + np.array([self._offset[0], self._offset[1], self._dz()]) + self._miss
 
 
 def _quat_to_matrix(q: np.ndarray) -> np.ndarray:

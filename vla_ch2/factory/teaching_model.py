@@ -37,6 +37,9 @@ from vla_ch2 import conventions as C
 CHECKPOINT_DIR = Path(__file__).parents[1] / "checkpoints" / "teaching-vla-libero-object"
 SUITE_KEY = "libero_object_no_noops"
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>"]
+#: The model's sizes and options that a run records and an export writes (besides the vocabulary).
+MODEL_SIZES = ("image_size", "patch_size", "vision_dim", "d_model", "n_layers", "n_heads", "mlp_ratio",
+               "max_text_len", "stem_channels", "gelu", "dropout")
 
 
 def load_modeling(checkpoint_dir: Path = CHECKPOINT_DIR):
@@ -98,6 +101,11 @@ def train_tokenizer(texts: list[str], vocab_size: int = 2048):
     tokenizer.train_from_iterator(texts, trainer=trainer)
     tokenizer.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
     return tokenizer
+
+
+def write_text(path: Path, text: list[str], instructions: list[str]) -> None:
+    """Language-modelling data: general text plus task descriptions, never prompts."""
+    Path(path).write_text("\n".join(text + instructions) + "\n", encoding="utf-8")
 
 
 # --- 2. Statistics -----------------------------------------------------------------
@@ -192,7 +200,7 @@ def still_tail(env_actions: np.ndarray, episodes: np.ndarray) -> np.ndarray:
 
 
 def load_dataset(data_dirs, tokenizer, vocab_size: int, hold_steps: int | None = 7, holdout: int = 0,
-                 drop_still_tail: bool = False) -> dict:
+                 drop_still_tail: bool = False, statistics: dict | None = None) -> dict:
     """All demos as JPEG frames, prompt token ids and action token ids.
 
     ``data_dirs`` is one folder of ``task_<id>.npz`` files or several (for
@@ -202,7 +210,9 @@ def load_dataset(data_dirs, tokenizer, vocab_size: int, hold_steps: int | None =
     ``holdout`` demonstrations of every task are marked ``held_out`` (fresh
     layouts the model does not train on, to measure how it generalises).
     ``drop_still_tail`` leaves out each demonstration's still frames after the
-    release (:func:`still_tail`).
+    release (:func:`still_tail`). ``statistics`` (a ``dataset_statistics.json``
+    entry) bins the actions with another model's q01/q99 instead of their own:
+    a fine-tune must keep the bins its starting weights learnt.
     """
     from vla_ch2.factory.demos import load_task_demos
 
@@ -241,7 +251,7 @@ def load_dataset(data_dirs, tokenizer, vocab_size: int, hold_steps: int | None =
                                 "(run `python -m vla_ch2.factory.teaching_model demos`)")
     actions = np.concatenate(all_actions)
     held_out = np.concatenate(held)
-    stats = compute_statistics(actions[~held_out], n_traj)
+    stats = statistics if statistics is not None else compute_statistics(actions[~held_out], n_traj)
     a = stats["action"]
     normalized = C.normalize_actions(actions, np.asarray(a["q01"]), np.asarray(a["q99"]))
     tokens = C.normalized_to_tokens(normalized, vocab_size)
@@ -368,7 +378,9 @@ def train(
     (overrides the argument); ``ema`` (a decay such as 0.999: ``weights.pt`` then holds
     an exponential moving average of the weights and ``weights_raw.pt`` the last
     step's own; the decay is constant from the first step, so after 7000 steps the
-    initial weights keep 0.999**7000, under 0.1 %, of the average; not with ``holdout``).
+    initial weights keep 0.999**7000, under 0.1 %, of the average; not with ``holdout``);
+    ``init`` (a checkpoint directory: fine-tune from its weights, with its sizes and its
+    action statistics, so that every bin keeps its meaning).
     """
     import torch
     import torch.nn.functional as F
@@ -386,10 +398,20 @@ def train(
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     tokenizer = Tokenizer.from_file(str(tokenizer_path))
     modeling = load_modeling()
+    if options.get("init") and not config_overrides:
+        stored = json.loads((Path(options["init"]) / "config.json").read_text())
+        config_overrides = {k: stored[k] for k in MODEL_SIZES}
     cfg = modeling.TeachVLAConfig(vocab_size=tokenizer.get_vocab_size(), **(config_overrides or {}))
     holdout = int(options.get("holdout", 0))
+    init = Path(options["init"]) if options.get("init") else None
+    if init is not None:
+        if not (init / "model.safetensors").is_file():
+            raise FileNotFoundError(f"option init: {init} holds no model.safetensors; give a checkpoint directory")
+        if tokenizer.get_vocab_size() != json.loads((init / "config.json").read_text())["vocab_size"]:
+            raise ValueError(f"option init: {init} has another vocabulary than {tokenizer_path}")
+    statistics = json.loads((init / "dataset_statistics.json").read_text())[SUITE_KEY] if init else None
     data = load_dataset(data_dir, tokenizer, cfg.vocab_size, hold_steps=options.get("hold_steps", 7), holdout=holdout,
-                        drop_still_tail=bool(options.get("drop_still_tail", False)))
+                        drop_still_tail=bool(options.get("drop_still_tail", False)), statistics=statistics)
     n = len(data["frames"])
     train_idx = torch.from_numpy(np.flatnonzero(~data["held_out"]))
     held_idx = torch.from_numpy(np.flatnonzero(data["held_out"]))
@@ -405,7 +427,13 @@ def train(
     n_text = 0 if text_ids is None else len(text_ids)
     print(f"[train] {n_text} text chunks", flush=True)
 
-    core = modeling.TeachVLACore(cfg).to(device)
+    core = modeling.TeachVLACore(cfg)
+    if init is not None:  # fine-tune: start from a checkpoint's weights (its sizes must be cfg's)
+        from safetensors.torch import load_file
+
+        state = {k.removeprefix("core."): v for k, v in load_file(str(init / "model.safetensors")).items()}
+        core.load_state_dict(state)  # copies in place: the LM head stays tied to the embedding
+    core = core.to(device)
     n_params = sum(p.numel() for p in core.parameters())
     opt = torch.optim.AdamW(core.parameters(), lr=lr, weight_decay=float(options.get("weight_decay", 0.01)),
                             betas=(0.9, 0.95))
@@ -492,9 +520,7 @@ def train(
         "torch": torch.__version__, "parameters": n_params, "train_seconds": round(time.time() - start, 1),
         "options": options, "held_out_frames": int(len(held_idx)),
         "weights_from_step": steps - 1 if best is None else best[1], "log": log,
-        "config": {k: getattr(cfg, k) for k in ("vocab_size", "image_size", "patch_size", "vision_dim", "d_model",
-                                                 "n_layers", "n_heads", "mlp_ratio", "max_text_len",
-                                                 "stem_channels", "gelu", "dropout")},
+        "config": {k: getattr(cfg, k) for k in ("vocab_size", *MODEL_SIZES)},
         "statistics": data["stats"],
     }
     (out_dir / "train.json").write_text(json.dumps(summary, indent=2))
@@ -638,6 +664,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("tokenizer", help="train the BPE tokenizer and write the text corpus")
     p.add_argument("--out", type=Path, default=Path("data"))
     p.add_argument("--vocab-size", type=int, default=2048)
+    p = sub.add_parser("text", help="write the language-modelling text only (for a run that keeps a tokenizer)")
+    p.add_argument("--out", type=Path, default=Path("data/text.txt"))
     p = sub.add_parser("train", help="train the model (GPU if present)")
     p.add_argument("--data", type=Path, nargs="+", default=[Path("data/demos")],
                    help="one or more folders of task_*.npz (e.g. the two halves that 'thin --complement' makes)")
@@ -698,9 +726,13 @@ def main(argv: list[str] | None = None) -> int:
         if clashes:
             raise SystemExit(f"prompt tokens fall among the action tokens: {clashes}; raise the prompt weight")
         tokenizer.save(str(args.out / "tokenizer.json"))
-        # Language-modelling data: general text plus task descriptions, never prompts.
-        (args.out / "text.txt").write_text("\n".join(text + instructions) + "\n", encoding="utf-8")
+        write_text(args.out / "text.txt", text, instructions)
         print(f"tokenizer: {tokenizer.get_vocab_size()} tokens; text: {len(text) + len(instructions)} lines")
+    elif args.command == "text":
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        text, instructions = stdlib_text(), libero_instructions()
+        write_text(args.out, text, instructions)
+        print(f"text: {len(text) + len(instructions)} lines in {args.out}")
     elif args.command == "train":
         text = args.text if args.text_fraction > 0 else None
         summary = train(args.data, args.out, args.tokenizer, text, args.steps, args.batch_size, args.lr,

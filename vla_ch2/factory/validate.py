@@ -41,7 +41,7 @@ def layout_base(task_id: int) -> int:
     return VALIDATION_SEED_BASE + 1000 * task_id
 
 
-def _worker(jobs, results, suite: str) -> None:
+def _worker(jobs, results, suite: str, device: str | None = None) -> None:
     import torch
 
     torch.set_num_threads(1)
@@ -55,7 +55,7 @@ def _worker(jobs, results, suite: str) -> None:
         while (job := jobs.get()) is not None:
             model, task_id, k = job
             if model not in policies:
-                policies[model] = load_policy(model)
+                policies[model] = load_policy(model, device=device)
             if task_id not in tasks:
                 tasks[task_id] = LiberoTask(suite, task_id)
             result = EpisodeResult(seed=k)
@@ -71,14 +71,18 @@ def _worker(jobs, results, suite: str) -> None:
             task.close()
 
 
-def validate(models: list[str], tasks: list[int], per_task: int, workers: int, out: Path, suite: str = "libero_object"):
-    """Run the missing (model, task, k) episodes, appending one JSON line each to ``out``; return all lines."""
+def validate(models: list[str], tasks: list[int], per_task: int, workers: int, out: Path, suite: str = "libero_object",
+             device: str | None = None):
+    """Run the missing (model, task, k) episodes, appending one JSON line each to ``out``; return all lines.
+
+    ``device`` is where the policies run (default: a GPU if there is one, as the loop chooses).
+    """
     rows = [json.loads(line) for line in out.read_text().splitlines()] if out.is_file() else []
     done = {(r["model"], r["task"], r["k"]) for r in rows}
     # Interleave the models so that a run cut short still compares them on the same episodes.
     todo = [(m, t, k) for k in range(per_task) for t in tasks for m in models if (m, t, k) not in done]
     if todo:
-        with worker_pool(_worker, todo, workers, suite) as results, open(out, "a", encoding="utf-8") as handle:
+        with worker_pool(_worker, todo, workers, suite, device) as results, open(out, "a", encoding="utf-8") as handle:
             for _ in todo:
                 row = results.get()
                 if "error" in row:
@@ -114,9 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-task", type=int, default=6)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--device", default=None, help="where the policies run: cpu, cuda (default: a GPU if present)")
     args = parser.parse_args(argv)
     rows = validate(args.models, parse_tasks(args.tasks, N_TASKS[args.suite]), args.per_task, args.workers, args.out,
-                    args.suite)
+                    args.suite, args.device)
     for model, m in table(rows).items():
         per_task = " ".join(f"{t}:{s}/{n}" for t, (s, n) in sorted(m["tasks"].items()))
         print(f"{model}: {m['successes']}/{m['episodes']} = {100 * m['successes'] / m['episodes']:.1f} %  [{per_task}]")

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# One DAgger round for the teaching model on the lent GPU machine, in three calls (LIBERO staged there
+# first: scripts/device_sim_bundle.py). Everything stays under /tmp/dagger on that machine between calls.
+#   bash scripts/dagger_device.sh collect MODEL SECONDS ROUND [PER_TASK]   learner-driven episodes, expert labels
+#   bash scripts/dagger_device.sh train STEPS:LR[:SEED] ...                 fine-tune MODEL's weights, one candidate each
+#   bash scripts/dagger_device.sh validate SECONDS PER_TASK MODEL...        fresh validation layouts, policies on the CPU
+# WORKERS (default 15) simulator processes; BATCH (default 1024) training batch; TEXT (default .devdata/text.txt).
+# Candidates are exported to /tmp/dagger/cand/<STEPS_LR_SEED> and copied to $OUT (weights and train.json).
+set -euo pipefail
+stage=$1; shift
+W=${WORKERS:-15}
+root=/tmp/dagger
+mkdir -p "$root"
+case "$stage" in
+  collect)
+    model=$1 seconds=$2 round=$3 per_task=${4:-100}
+    echo "$model" > "$root/model"
+    python3 -m vla_ch2.factory.dagger --model "$model" --out "$root/data$round" --tasks all --per-task "$per_task" \
+      --betas 0 0 0.5 --round "$round" --workers "$W" --max-seconds "$seconds" > "$root/collect$round.log"
+    grep task_id "$root/collect$round.log"
+    ;;
+  train)
+    model=$(cat "$root/model")
+    data=$(ls -d "$root"/data* | paste -sd' ')
+    pids=()
+    mkdir -p "$root/run"
+    for spec in "$@"; do
+      IFS=: read -r steps lr seed <<< "$spec"; seed=${seed:-0}; name=${steps}_${lr}_${seed}
+      python3 -m vla_ch2.factory.teaching_model train --data $data --tokenizer "$model/tokenizer.json" \
+        --text "${TEXT:-.devdata/text.txt}" --out "$root/run/$name" --steps "$steps" --batch-size "${BATCH:-1024}" \
+        --lr "$lr" --options "{\"init\": \"$model\", \"jitter\": true, \"crop_area_min\": 0.7, \"seed\": $seed}" \
+        > "$root/run/$name.log" 2>&1 &
+      pids+=($!)
+    done
+    status=0
+    for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+    for spec in "$@"; do
+      IFS=: read -r steps lr seed <<< "$spec"; seed=${seed:-0}; name=${steps}_${lr}_${seed}
+      tail -2 "$root/run/$name.log"
+      python3 -m vla_ch2.factory.teaching_model export --run "$root/run/$name" --tokenizer "$model/tokenizer.json" \
+        --out "$root/cand/$name" --demos /nonexistent
+      if [ -n "${OUT:-}" ]; then
+        mkdir -p "$OUT/$name"
+        cp "$root/cand/$name/model.safetensors" "$root/cand/$name/train.json" "$OUT/$name/"
+      fi
+    done
+    exit $status
+    ;;
+  validate)
+    seconds=$1 per_task=$2; shift 2
+    timeout "$seconds" python3 -m vla_ch2.factory.validate --models "$@" --tasks all --per-task "$per_task" \
+      --workers "$W" --device cpu --out "$root/val.jsonl" > "$root/val.log" 2>&1 || true
+    python3 - "$root/val.jsonl" <<'EOF'
+import json, sys
+from vla_ch2.factory.validate import table
+rows = [json.loads(line) for line in open(sys.argv[1])]
+# Compare on the (task, k) episodes every model finished, so a cut-short run stays fair.
+keys = None
+for m in {r["model"] for r in rows}:
+    done = {(r["task"], r["k"]) for r in rows if r["model"] == m}
+    keys = done if keys is None else keys & done
+for model, m in table([r for r in rows if (r["task"], r["k"]) in keys]).items():
+    per_task = " ".join(f"{t}:{s}/{n}" for t, (s, n) in sorted(m["tasks"].items()))
+    print(f"{model}: {m['successes']}/{m['episodes']}  [{per_task}]")
+EOF
+    [ -n "${OUT:-}" ] && cp "$root/val.jsonl" "$OUT/" || true
+    ;;
+  *)
+    echo "usage: $0 collect|train|validate ..." >&2; exit 2 ;;
+esac

@@ -1,0 +1,205 @@
+"""DAgger for the teaching model: the learner drives, the scripted expert labels.
+
+Behaviour cloning trains on the states the expert visits. The learner then
+reaches states of its own (fingers closed beside a flat box, a hand that
+drifted during the descent) where it has never seen a correct action, and its
+demonstrations have nothing to say. DAgger (Ross, Gordon and Bagnell 2011,
+arXiv:1011.0686) runs the learner, asks the expert what it would do in every
+state the learner reaches, and trains on those labels. The expert reads
+privileged state, so it can label any state: here it follows the learner
+(``ScriptedExpert(follow=True)``), re-reading its phase from the scene each step.
+
+An episode starts from a fresh layout (seeds from ``DAGGER_SEED_BASE``, apart
+from the demonstrations' and the validation's), runs the chapter's loop steps
+(wait, render, prepare the image, predict, fix the gripper, step) and executes
+the learner's action, or with probability ``beta`` the expert's. Every kept
+frame is stored with the expert's action, in the demonstrations' format
+(``task_<id>.npz``), so :func:`vla_ch2.factory.teaching_model.load_dataset`
+reads both.
+
+    python -m vla_ch2.factory.dagger --model CHECKPOINT --out data/dagger1 --tasks all --per-task 40 --workers 15
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vla_ch2 import conventions as C
+from vla_ch2.env import worker_pool
+
+#: Layout seeds of DAgger episodes: ``DAGGER_SEED_BASE + 10000 round + 1000 task + k``
+#: (demonstrations use 100000 on, validation 200000 on, the official states none of these).
+DAGGER_SEED_BASE = 300_000
+
+
+@dataclass
+class DaggerConfig:
+    """How DAgger episodes are run and stored."""
+
+    suite: str = "libero_object"
+    per_task: int = 20
+    #: Per-episode probabilities of executing the expert's action instead of the learner's, used in turn.
+    betas: tuple = (0.0,)
+    image_size: int = 96
+    jpeg_quality: int = 80
+    keep_every: int = 2
+    #: DAgger round: layouts of different rounds never repeat.
+    round: int = 0
+    #: Policy steps per episode (None: the suite's limit, as evaluation).
+    max_steps: int | None = None
+
+
+def layout_seed(cfg: DaggerConfig, task_id: int, k: int) -> int:
+    """Fresh layout of episode ``k`` of ``task_id`` in round ``cfg.round``."""
+    return DAGGER_SEED_BASE + 10_000 * cfg.round + 1000 * task_id + k
+
+
+def run_episode(task, policy, expert, cfg: DaggerConfig, seed: int, beta: float) -> dict:
+    """One learner-driven episode from ``task``'s current layout; the expert labels every state.
+
+    Returns the kept frames (JPEG), their expert labels (env convention), how
+    many steps ran, whether the task was done and which actions were executed
+    by the expert.
+    """
+    from vla_ch2.factory.demos import encode_prepared, is_noop
+
+    rng = np.random.default_rng(seed)
+    prompt = C.CANONICAL_PROMPT.format(instruction=task.language.lower())
+    unnorm_key = policy.resolve_key(cfg.suite)
+    obs = task.reset(layout_seed=seed)
+    for _ in range(C.NUM_WAIT_STEPS):
+        obs, _, _, _ = task.step(C.WAIT_ACTION)
+    frames, labels, previous, done, expert_steps = [], [], None, False, 0
+    max_steps = task.max_steps if cfg.max_steps is None else int(cfg.max_steps)
+    step = 0
+    for step in range(max_steps):
+        image = C.prepare_image(task.frame(obs))
+        label = expert.act(obs)
+        learner = C.postprocess_gripper(policy.predict(image, prompt, unnorm_key))
+        if not is_noop(label, previous) and step % cfg.keep_every == 0:
+            frames.append(encode_prepared(image, cfg.image_size, cfg.jpeg_quality))
+            labels.append(label)
+        previous = label
+        use_expert = rng.random() < beta
+        expert_steps += int(use_expert)
+        obs, _, done, _ = task.step(label if use_expert else learner)
+        if done:
+            break
+    return {"frames": frames, "labels": labels, "steps": step + 1, "done": bool(done), "expert_steps": expert_steps}
+
+
+def _worker(jobs, results, model: str, cfg: DaggerConfig) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    from vla_ch2.env import LiberoTask, quiet_robosuite
+    from vla_ch2.factory.expert import ScriptedExpert
+    from vla_ch2.policy import load_policy
+
+    quiet_robosuite()
+    tasks = {}
+    try:
+        policy = load_policy(model, device="cpu")
+        while (job := jobs.get()) is not None:
+            task_id, k = job
+            if task_id not in tasks:
+                tasks[task_id] = LiberoTask(cfg.suite, task_id)
+            task = tasks[task_id]
+            beta = float(cfg.betas[k % len(cfg.betas)])
+            start = time.perf_counter()
+            expert = ScriptedExpert(task.env.env.obj_of_interest[0], follow=True)
+            episode = run_episode(task, policy, expert, cfg, layout_seed(cfg, task_id, k), beta)
+            results.put({"task": task_id, "k": k, "beta": beta, "language": task.language,
+                         "seconds": round(time.perf_counter() - start, 1), **episode})
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which stops with the message
+        results.put({"error": f"{type(exc).__name__}: {exc}"})
+    finally:
+        for task in tasks.values():
+            task.close()
+
+
+def write_task(out_dir: Path, task_id: int, episodes: list[dict], cfg: DaggerConfig, model: str) -> dict:
+    """Store one task's episodes as ``task_<id>.npz`` (the demonstrations' format) and its summary beside it."""
+    episodes = sorted(episodes, key=lambda e: e["k"])
+    frames = [f for e in episodes for f in e["frames"]]
+    labels = [a for e in episodes for a in e["labels"]]
+    ids = [e["k"] for e in episodes for _ in e["labels"]]
+    offsets = np.cumsum([0] + [len(f) for f in frames])
+    np.savez(
+        out_dir / f"task_{task_id}.npz",
+        jpeg=np.frombuffer(b"".join(frames), dtype=np.uint8),
+        offsets=offsets.astype(np.int64),
+        actions=np.asarray(labels, dtype=np.float32).reshape(-1, 7),
+        episodes=np.asarray(ids, dtype=np.int32),
+        task_id=np.int32(task_id),
+        language=np.array(episodes[0]["language"]),
+    )
+    summary = {
+        "task_id": task_id, "language": episodes[0]["language"], "tries": len(episodes), "kept": len(episodes),
+        "frames": len(labels), "learner_successes": sum(e["done"] for e in episodes),
+        "by_beta": {str(b): [sum(e["done"] for e in episodes if e["beta"] == b), sum(e["beta"] == b for e in episodes)]
+                    for b in sorted({e["beta"] for e in episodes})},
+        "seconds": round(sum(e["seconds"] for e in episodes), 1),
+    }
+    record = {"summary": summary, "config": {**asdict(cfg), "keep_every": cfg.keep_every, "seed": cfg.round,
+                                             "dagger": True, "model": str(model)}}
+    (out_dir / f"task_{task_id}.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+    return summary
+
+
+def collect(model: str, tasks: list[int], cfg: DaggerConfig, out_dir: Path, workers: int,
+            max_seconds: float | None = None) -> list[dict]:
+    """Run ``cfg.per_task`` DAgger episodes of every task in ``workers`` processes; write one file per task.
+
+    With ``max_seconds``, episodes still queued when the time is up are not run;
+    each task's file then holds the episodes that finished (its summary says how many).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    todo = [(t, k) for k in range(cfg.per_task) for t in tasks]
+    done: dict[int, list] = {t: [] for t in tasks}
+    start = time.time()
+    with worker_pool(_worker, todo, workers, model, cfg) as results:
+        for _ in todo:
+            row = results.get()
+            if "error" in row:
+                raise RuntimeError(f"a DAgger worker failed: {row['error']}")
+            done[row["task"]].append(row)
+            print(json.dumps({k: row[k] for k in ("task", "k", "beta", "steps", "done", "seconds")}
+                             | {"frames": len(row["labels"])}), flush=True)
+            if max_seconds is not None and time.time() - start > max_seconds:
+                print(f"[dagger] out of time after {time.time() - start:.0f} s", flush=True)
+                break
+    return [write_task(out_dir, t, eps, cfg, model) for t, eps in done.items() if eps]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from vla_ch2.sweep import parse_tasks
+
+    parser = argparse.ArgumentParser(prog="python -m vla_ch2.factory.dagger", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="the learner: a checkpoint directory")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--tasks", default="all")
+    parser.add_argument("--per-task", type=int, default=20)
+    parser.add_argument("--betas", type=float, nargs="+", default=[0.0])
+    parser.add_argument("--round", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--max-seconds", type=float, default=None)
+    args = parser.parse_args(argv)
+    if not all(0.0 <= b <= 1.0 for b in args.betas):
+        parser.error(f"--betas {args.betas}: each is a probability in [0, 1]")
+    cfg = DaggerConfig(per_task=args.per_task, betas=tuple(args.betas), round=args.round)
+    for summary in collect(args.model, parse_tasks(args.tasks, C.N_TASKS[cfg.suite]), cfg, args.out, args.workers,
+                           args.max_seconds):
+        print(json.dumps(summary), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
