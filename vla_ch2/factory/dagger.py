@@ -124,6 +124,31 @@ def _worker(jobs, results, model: str, cfg: DaggerConfig) -> None:
             task.close()
 
 
+def save_episode(folder: Path, row: dict) -> None:
+    """Store one finished episode (``episodes/task<T>_k<K>.npz``): a run cut short keeps it, a rerun skips it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    meta = {k: row[k] for k in ("task", "k", "beta", "language", "seconds", "steps", "done", "expert_steps")}
+    final = folder / f"task{row['task']}_k{row['k']}.npz"
+    partial = final.with_suffix(".partial.npz")
+    np.savez(partial, jpeg=np.frombuffer(b"".join(row["frames"]), dtype=np.uint8),
+             offsets=np.cumsum([0] + [len(f) for f in row["frames"]]).astype(np.int64),
+             actions=np.asarray(row["labels"], dtype=np.float32).reshape(-1, 7), meta=np.array(json.dumps(meta)))
+    partial.replace(final)  # whole or absent, never half written
+
+
+def load_episodes(folder: Path) -> list[dict]:
+    """Every stored episode of a collection, as ``save_episode`` wrote them."""
+    rows = []
+    for path in sorted(Path(folder).glob("task*_k*.npz")):
+        if path.name.endswith(".partial.npz"):
+            continue
+        with np.load(path) as data:
+            jpeg, offsets = data["jpeg"], data["offsets"]
+            rows.append({**json.loads(str(data["meta"])), "labels": data["actions"],
+                         "frames": [jpeg[a:b].tobytes() for a, b in zip(offsets[:-1], offsets[1:])]})
+    return rows
+
+
 def write_task(out_dir: Path, task_id: int, episodes: list[dict], cfg: DaggerConfig, model: str) -> dict:
     """Store one task's episodes as ``task_<id>.npz`` (the demonstrations' format) and its summary beside it."""
     episodes = sorted(episodes, key=lambda e: e["k"])
@@ -142,13 +167,12 @@ def write_task(out_dir: Path, task_id: int, episodes: list[dict], cfg: DaggerCon
     )
     summary = {
         "task_id": task_id, "language": episodes[0]["language"], "tries": len(episodes), "kept": len(episodes),
-        "frames": len(labels), "learner_successes": sum(e["done"] for e in episodes),
-        "by_beta": {str(b): [sum(e["done"] for e in episodes if e["beta"] == b), sum(e["beta"] == b for e in episodes)]
-                    for b in sorted({e["beta"] for e in episodes})},
+        "frames": len(labels), "learner_successes": int(sum(e["done"] for e in episodes)),
+        "by_beta": {str(b): [int(sum(e["done"] for e in episodes if e["beta"] == b)),
+                             int(sum(e["beta"] == b for e in episodes))] for b in sorted({e["beta"] for e in episodes})},
         "seconds": round(sum(e["seconds"] for e in episodes), 1),
     }
-    record = {"summary": summary, "config": {**asdict(cfg), "keep_every": cfg.keep_every, "seed": cfg.round,
-                                             "dagger": True, "model": str(model)}}
+    record = {"summary": summary, "config": {**asdict(cfg), "seed": cfg.round, "dagger": True, "model": str(model)}}
     (out_dir / f"task_{task_id}.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
     return summary
 
@@ -157,26 +181,36 @@ def collect(model: str, tasks: list[int], cfg: DaggerConfig, out_dir: Path, work
             max_seconds: float | None = None) -> list[dict]:
     """Run ``cfg.per_task`` DAgger episodes of every task in ``workers`` processes; write one file per task.
 
-    With ``max_seconds``, episodes still queued when the time is up are not run;
-    each task's file then holds the episodes that finished (its summary says how many).
+    Each finished episode is stored at once under ``out_dir/episodes`` and
+    skipped by a rerun (resumable). With ``max_seconds``, episodes still queued
+    when the time is up are not run. Then every task's stored episodes are
+    packed into ``task_<id>.npz`` (its summary says how many there are).
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    todo = [(t, k) for k in range(cfg.per_task) for t in tasks]
-    done: dict[int, list] = {t: [] for t in tasks}
+    folder = out_dir / "episodes"
+    have = {(e["task"], e["k"]) for e in load_episodes(folder)} if folder.is_dir() else set()
+    todo = [(t, k) for k in range(cfg.per_task) for t in tasks if (t, k) not in have]
     start = time.time()
-    with worker_pool(_worker, todo, workers, model, cfg) as results:
-        for _ in todo:
-            row = results.get()
-            if "error" in row:
-                raise RuntimeError(f"a DAgger worker failed: {row['error']}")
-            done[row["task"]].append(row)
-            print(json.dumps({k: row[k] for k in ("task", "k", "beta", "steps", "done", "seconds")}
-                             | {"frames": len(row["labels"])}), flush=True)
-            if max_seconds is not None and time.time() - start > max_seconds:
-                print(f"[dagger] out of time after {time.time() - start:.0f} s", flush=True)
-                break
-    return [write_task(out_dir, t, eps, cfg, model) for t, eps in done.items() if eps]
+    if todo:
+        with worker_pool(_worker, todo, workers, model, cfg) as results:
+            for _ in todo:
+                row = results.get()
+                if "error" in row:
+                    raise RuntimeError(f"a DAgger worker failed: {row['error']}")
+                save_episode(folder, row)
+                print(json.dumps({k: row[k] for k in ("task", "k", "beta", "steps", "done", "seconds")}
+                                 | {"frames": len(row["labels"])}), flush=True)
+                if max_seconds is not None and time.time() - start > max_seconds:
+                    print(f"[dagger] out of time after {time.time() - start:.0f} s", flush=True)
+                    break
+    return pack(out_dir, tasks, cfg, model)
+
+
+def pack(out_dir: Path, tasks: list[int], cfg: DaggerConfig, model: str) -> list[dict]:
+    """Write ``task_<id>.npz`` and its summary for every task with stored episodes."""
+    episodes = load_episodes(Path(out_dir) / "episodes")
+    return [write_task(Path(out_dir), t, [e for e in episodes if e["task"] == t], cfg, model)
+            for t in tasks if any(e["task"] == t for e in episodes)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,12 +225,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--round", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--max-seconds", type=float, default=None)
+    parser.add_argument("--pack-only", action="store_true",
+                        help="run nothing: pack the episodes a run stored (one that was stopped) into task files")
     args = parser.parse_args(argv)
     if not all(0.0 <= b <= 1.0 for b in args.betas):
         parser.error(f"--betas {args.betas}: each is a probability in [0, 1]")
     cfg = DaggerConfig(per_task=args.per_task, betas=tuple(args.betas), round=args.round)
-    for summary in collect(args.model, parse_tasks(args.tasks, C.N_TASKS[cfg.suite]), cfg, args.out, args.workers,
-                           args.max_seconds):
+    tasks = parse_tasks(args.tasks, C.N_TASKS[cfg.suite])
+    summaries = (pack(args.out, tasks, cfg, args.model) if args.pack_only
+                 else collect(args.model, tasks, cfg, args.out, args.workers, args.max_seconds))
+    for summary in summaries:
         print(json.dumps(summary), flush=True)
     return 0
 

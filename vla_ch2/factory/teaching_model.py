@@ -398,15 +398,15 @@ def train(
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     tokenizer = Tokenizer.from_file(str(tokenizer_path))
     modeling = load_modeling()
-    if options.get("init") and not config_overrides:
-        stored = json.loads((Path(options["init"]) / "config.json").read_text())
+    init = Path(options["init"]) if options.get("init") else None
+    if init is not None and not (init / "model.safetensors").is_file():
+        raise FileNotFoundError(f"option init: {init} holds no model.safetensors; give a checkpoint directory")
+    if init is not None and not config_overrides:
+        stored = json.loads((init / "config.json").read_text())
         config_overrides = {k: stored[k] for k in MODEL_SIZES}
     cfg = modeling.TeachVLAConfig(vocab_size=tokenizer.get_vocab_size(), **(config_overrides or {}))
     holdout = int(options.get("holdout", 0))
-    init = Path(options["init"]) if options.get("init") else None
     if init is not None:
-        if not (init / "model.safetensors").is_file():
-            raise FileNotFoundError(f"option init: {init} holds no model.safetensors; give a checkpoint directory")
         if tokenizer.get_vocab_size() != json.loads((init / "config.json").read_text())["vocab_size"]:
             raise ValueError(f"option init: {init} has another vocabulary than {tokenizer_path}")
     statistics = json.loads((init / "dataset_statistics.json").read_text())[SUITE_KEY] if init else None

@@ -1,0 +1,163 @@
+"""DAgger: the expert that follows a learner, the learner-driven episode, and fine-tuning from a checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from vla_ch2 import conventions as C
+from vla_ch2.factory.expert import ScriptedExpert
+
+BASKET = np.array([0.0, 0.3, 0.04])
+REST = np.array([0.1, -0.1, 0.02])
+
+
+def _obs(eef, obj=REST, basket=BASKET):
+    return {"robot0_eef_pos": np.asarray(eef, float), "alphabet_soup_1_pos": np.asarray(obj, float),
+            "basket_1_pos": np.asarray(basket, float), "robot0_eef_quat": np.array([0.0, 0.0, 0.0, 1.0])}
+
+
+def _following(phase_after_first_call=None):
+    expert = ScriptedExpert("alphabet_soup_1", follow=True)
+    expert.act(_obs(REST + [0.2, 0.0, 0.2]))  # first look: the object at rest, the hand far away
+    assert expert.phase == "approach"
+    return expert
+
+
+def test_a_held_object_skips_the_expert_to_the_lift():
+    expert = _following()
+    lifted = REST + [0.0, 0.0, 0.05]
+    action = expert.act(_obs(lifted + [0.0, 0.0, 0.01], lifted))  # the learner grasped and lifted it already
+    assert expert.phase == "lift" and action[6] > 0 and action[2] > 0  # keep it closed and go on up
+
+
+def test_a_dropped_object_sends_the_hand_back():
+    expert = _following()
+    expert.phase = "carry"
+    action = expert.act(_obs([0.05, 0.1, 0.3], REST))  # the hand carries on, the object lies on the table
+    assert expert.phase == "approach" and action[6] < 0 and action[1] < 0  # open, back towards the object
+
+
+def test_a_hand_low_over_the_object_goes_on_down_and_one_that_wandered_hovers_again():
+    expert = _following()
+    low = REST + [0.0, 0.0, 0.04]  # the learner came down without the expert's precise hover
+    action = expert.act(_obs(low))
+    assert expert.phase == "descend" and action[2] < 0  # go on down, not back up to the hover height
+    wandered = REST + [0.05, 0.0, 0.04]
+    expert.act(_obs(wandered))
+    assert expert.phase == "approach"
+
+
+def test_a_learner_that_never_gets_low_is_not_told_to_close():
+    expert = _following()
+    expert.phase = "descend"
+    high = REST + [0.0, 0.0, 0.09]  # over the object, under the hover height, but never coming down
+    for _ in range(expert.config.descend_steps + 5):
+        action = expert.act(_obs(high))
+    assert expert.phase == "descend" and action[6] < 0 and action[2] < 0
+
+
+def test_a_missed_grasp_is_retried_every_time_without_moving_the_aim():
+    expert = _following()
+    for attempt in range(1, expert.config.max_attempts + 3):
+        expert.phase, expert._grasp = "lift", (REST + [0.0, 0.0, 0.01], REST.copy())
+        action = expert.act(_obs(REST + [0.0, 0.0, 0.12]))  # well up, the object still on the table
+        assert expert.phase == "approach" and action[6] < 0 and expert.attempts == attempt
+    assert not expert._offset.any()
+
+
+def test_the_expert_alone_ignores_what_following_would_change():
+    expert = ScriptedExpert("alphabet_soup_1")
+    expert.act(_obs(REST + [0.2, 0.0, 0.2]))
+    lifted = REST + [0.0, 0.0, 0.05]
+    expert.act(_obs(lifted + [0.0, 0.0, 0.01], lifted))
+    assert expert.phase == "approach"  # it trusts its own plan: it never let go of a grasp it never made
+    expert.act(_obs(REST + [0.0, 0.0, 0.04]))
+    assert expert.phase == "approach"  # and it hovers precisely before every descent
+
+
+class _FakeTask:
+    """Steps of a scene where the hand goes where it is told and nothing else moves."""
+
+    language = "pick up the alphabet soup and place it in the basket"
+    max_steps = 12
+
+    def __init__(self):
+        self.eef = np.array([0.3, 0.0, 0.3])
+        self.executed = []
+
+    def reset(self, layout_seed):
+        self.seed = layout_seed
+        return self.obs()
+
+    def obs(self):
+        return _obs(self.eef) | {"agentview_image": np.full((256, 256, 3), 128, np.uint8)}
+
+    def step(self, action):
+        self.executed.append(np.asarray(action, float))
+        self.eef = self.eef + 0.01 * np.asarray(action[:3], float)
+        return self.obs(), 0.0, False, {}
+
+    def frame(self, obs):
+        return obs["agentview_image"]
+
+
+class _StillLearner:
+    """A learner that asks for nothing but an open gripper (model convention: 1 = open)."""
+
+    def resolve_key(self, key):
+        return key
+
+    def predict(self, image, prompt, unnorm_key):
+        assert image.shape == (C.MODEL_INPUT_SIZE, C.MODEL_INPUT_SIZE, 3) and prompt.startswith("In: ")
+        return np.array([0, 0, 0, 0, 0, 0, 1.0])
+
+
+@pytest.mark.parametrize("beta, expert_steps", [(0.0, 0), (1.0, 12)])
+def test_the_learner_drives_and_every_kept_frame_carries_the_experts_label(beta, expert_steps):
+    from vla_ch2.factory import dagger
+
+    task = _FakeTask()
+    cfg = dagger.DaggerConfig(keep_every=2)
+    episode = dagger.run_episode(task, _StillLearner(), ScriptedExpert("alphabet_soup_1", follow=True), cfg, 7, beta)
+    assert task.seed == 7 and episode["steps"] == 12 and episode["expert_steps"] == expert_steps
+    moves = np.array(task.executed[C.NUM_WAIT_STEPS:])
+    if beta == 0.0:  # the learner's still action, its gripper turned into the env's -1 = open
+        assert np.allclose(moves[:, :6], 0.0) and (moves[:, 6] == -1.0).all()
+    else:  # the expert's own actions: towards the object
+        assert (moves[:, 0] < 0).all()
+    labels = np.array(episode["labels"])
+    assert len(episode["frames"]) == len(labels) == 6  # every second step
+    assert (labels[:, 0] < 0).all() and (labels[:, 6] < 0).all()  # the expert's label, whoever drove
+
+
+def test_fine_tuning_starts_from_a_checkpoint_and_keeps_its_bins(tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    from vla_ch2.factory.teaching_model import CHECKPOINT_DIR, make_random_checkpoint, train
+    from test_teaching_model import _tiny_demos
+
+    tiny = {"image_size": 96, "d_model": 32, "n_layers": 1, "n_heads": 2, "vision_dim": 16, "stem_channels": [8, 8, 16]}
+    start = make_random_checkpoint(tmp_path / "start", CHECKPOINT_DIR / "tokenizer.json", **tiny)
+    demos = tmp_path / "demos"
+    demos.mkdir()
+    _tiny_demos(demos)
+    summary = train(demos, tmp_path / "run", CHECKPOINT_DIR / "tokenizer.json", None, steps=1, batch_size=4, lr=1e-9,
+                    device="cpu", options={"init": str(start)})
+    stored = json.loads((start / "dataset_statistics.json").read_text())["libero_object_no_noops"]
+    assert summary["statistics"] == stored  # the starting model's bins, not the new data's
+    assert summary["config"]["d_model"] == 32  # the starting model's sizes
+    before = {k.removeprefix("core."): v for k, v in load_file(str(start / "model.safetensors")).items()}
+    after = torch.load(tmp_path / "run" / "weights.pt")
+    assert max((after[k] - before[k]).abs().max().item() for k in before) < 1e-4  # one tiny step from the start
+
+
+def test_fine_tuning_from_a_folder_without_weights_says_so(tmp_path):
+    from vla_ch2.factory.teaching_model import CHECKPOINT_DIR, train
+
+    with pytest.raises(FileNotFoundError, match="holds no model.safetensors"):
+        train(tmp_path, tmp_path / "run", CHECKPOINT_DIR / "tokenizer.json", None, steps=1, device="cpu",
+              options={"init": str(tmp_path)})
