@@ -4,7 +4,8 @@
 #   bash scripts/dagger_device.sh collect MODEL SECONDS ROUND [PER_TASK]   learner-driven episodes, expert labels
 #   bash scripts/dagger_device.sh train STEPS:LR[:SEED] ...                 fine-tune MODEL's weights, one candidate each
 #   bash scripts/dagger_device.sh validate SECONDS PER_TASK MODEL...        fresh validation layouts, policies on the CPU
-# WORKERS (default 15) simulator processes; BATCH (default 1024) training batch; TEXT (default .devdata/text.txt).
+# WORKERS (default 15) simulator processes; BATCH (default 1024) training batch; TEXT (default .devdata/text.txt);
+# EXTRA_DATA more folders of task_*.npz to train on (e.g. DAgger episodes collected on this CPU machine, carried).
 # Candidates are exported to /tmp/dagger/cand/<STEPS_LR_SEED> and copied to $OUT (weights and train.json).
 set -euo pipefail
 stage=$1; shift
@@ -21,7 +22,7 @@ case "$stage" in
     ;;
   train)
     model=$(cat "$root/model")
-    data=$(ls -d "$root"/data* | paste -sd' ')
+    data="$(ls -d "$root"/data* | paste -sd' ') ${EXTRA_DATA:-}"
     pids=()
     mkdir -p "$root/run"
     for spec in "$@"; do
