@@ -6,7 +6,7 @@
 #   bash scripts/dagger_device.sh validate SECONDS PER_TASK MODEL...        fresh validation layouts, policies on the CPU
 # WORKERS (default 15) simulator processes; BATCH (default 1024) training batch; TEXT (default .devdata/text.txt);
 # EXTRA_DATA more folders of task_*.npz to train on (e.g. DAgger episodes collected on this CPU machine, carried).
-# Candidates are exported to /tmp/dagger/cand/<STEPS_LR_SEED> and copied to $OUT (weights and train.json).
+# Candidates are exported to /tmp/dagger/cand/<STEPS_LR_SEED> and come back as $OUT/cand_<STEPS_LR_SEED>.tgz.
 set -euo pipefail
 stage=$1; shift
 W=${WORKERS:-15}
@@ -39,11 +39,8 @@ case "$stage" in
       IFS=: read -r steps lr seed <<< "$spec"; seed=${seed:-0}; name=${steps}_${lr}_${seed}
       tail -2 "$root/run/$name.log"
       python3 -m vla_ch2.factory.teaching_model export --run "$root/run/$name" --tokenizer "$model/tokenizer.json" \
-        --out "$root/cand/$name" --demos /nonexistent
-      if [ -n "${OUT:-}" ]; then
-        mkdir -p "$OUT/$name"
-        cp "$root/cand/$name/model.safetensors" "$root/cand/$name/train.json" "$OUT/$name/"
-      fi
+        --out "$root/cand/$name" --dagger $data
+      if [ -n "${OUT:-}" ]; then tar czf "$OUT/cand_$name.tgz" -C "$root/cand" "$name"; fi
     done
     exit $status
     ;;

@@ -589,6 +589,28 @@ def extra_demo_rows(folders: list[Path]) -> list[dict]:
     return sorted(rows, key=lambda r: (r["folder"], r["task_id"]))
 
 
+def fine_tune_records(init: Path, run: dict, dagger_rows: list[dict]) -> dict:
+    """The records a fine-tune's checkpoint carries: its starting checkpoint's data and runs, and its own.
+
+    ``base_train.json`` is the run that trained from scratch; ``finetunes.json``
+    lists every fine-tune since, oldest first (this one last, without its loss
+    log); ``dagger.json`` every DAgger collection they trained on. The starting
+    checkpoint's demonstration records (``demos.json``, ``extra_demos.json``,
+    ``recovery_demos.json``) are copied as they are.
+    """
+    init = Path(init)
+
+    def read(name, default):
+        return json.loads((init / name).read_text()) if (init / name).is_file() else default
+
+    records = {name: read(name, []) for name in ("demos.json", "extra_demos.json", "recovery_demos.json")}
+    records["base_train.json"] = read("base_train.json", None) or read("train.json", None)
+    own = {k: v for k, v in run.items() if k not in ("log", "statistics")}
+    records["finetunes.json"] = read("finetunes.json", []) + [own]
+    records["dagger.json"] = read("dagger.json", []) + dagger_rows
+    return records
+
+
 def write_record(path: Path, rows: list[dict]) -> None:
     """Write an export's record of the data a run trained on (``rows`` as JSON); with no rows, remove
     an earlier record, so that a checkpoint never inherits the last export's data."""
@@ -689,6 +711,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--recovery-demos", type=Path, default=None, help="recovery collection summaries to record, if any")
     p.add_argument("--extra-demos", type=Path, nargs="*", default=[],
                    help="further (non-recovery) collections the run trained on, to record beside --demos")
+    p.add_argument("--dagger", type=Path, nargs="*", default=[],
+                   help="DAgger collections a fine-tune trained on (python -m vla_ch2.factory.dagger --out)")
     args = parser.parse_args(argv)
 
     if args.command == "demos":
@@ -741,18 +765,31 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "export":
         try:  # read before anything is written: a bad folder must leave the checkpoint whole
             extra = extra_demo_rows(args.extra_demos)
+            dagger = extra_demo_rows(args.dagger)
         except ValueError as exc:
-            parser.error(f"--extra-demos {exc}")
+            parser.error(f"--extra-demos or --dagger: {exc}")
+        run = json.loads((args.run / "train.json").read_text())
+        init = Path(run.get("options", {}).get("init") or "")
+        if run.get("options", {}).get("init") and not (init / "train.json").is_file():
+            parser.error(f"the run fine-tuned {init}, which is gone: its records (data, base run) are needed")
+        # A fine-tune keeps its starting checkpoint's records, read before anything is written (the two may be one folder).
+        inherited = fine_tune_records(init, run, dagger) if run.get("options", {}).get("init") else {}
         digest = export_checkpoint(args.run / "weights.pt", args.run / "train.json", args.tokenizer, args.out)
-        summaries = [json.loads(p.read_text())["summary"] for p in sorted(args.demos.glob("task_*.json"))]
-        if summaries:
-            summaries.sort(key=lambda d: d["task_id"])
-            (args.out / "demos.json").write_text(json.dumps(summaries, indent=2) + "\n")
-        records = [json.loads(p.read_text()) for p in sorted(args.recovery_demos.glob("task_*.json"))] if args.recovery_demos else []
-        records = [{**r["summary"], "miss_xy": r["config"]["miss_xy"], "miss_z": r["config"]["miss_z"],
-                    "notice": r["config"]["notice"]} for r in records]
-        write_record(args.out / "recovery_demos.json", sorted(records, key=lambda r: r["task_id"]))
-        write_record(args.out / "extra_demos.json", extra)
+        for name, rows in inherited.items():
+            write_record(args.out / name, rows)
+        if not inherited:  # trained from scratch: the data it trained on, as the flags name it
+            for name in ("base_train.json", "finetunes.json", "dagger.json"):
+                write_record(args.out / name, [])
+            summaries = [json.loads(p.read_text())["summary"] for p in sorted(args.demos.glob("task_*.json"))]
+            if summaries:
+                summaries.sort(key=lambda d: d["task_id"])
+                (args.out / "demos.json").write_text(json.dumps(summaries, indent=2) + "\n")
+            records = ([json.loads(p.read_text()) for p in sorted(args.recovery_demos.glob("task_*.json"))]
+                       if args.recovery_demos else [])
+            records = [{**r["summary"], "miss_xy": r["config"]["miss_xy"], "miss_z": r["config"]["miss_z"],
+                        "notice": r["config"]["notice"]} for r in records]
+            write_record(args.out / "recovery_demos.json", sorted(records, key=lambda r: r["task_id"]))
+            write_record(args.out / "extra_demos.json", extra)
         print(f"model.safetensors sha256 {digest}")
     return 0
 
