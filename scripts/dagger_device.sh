@@ -5,7 +5,8 @@
 #   bash scripts/dagger_device.sh train STEPS:LR[:SEED] ...                 fine-tune MODEL's weights, one candidate each
 #   bash scripts/dagger_device.sh validate SECONDS PER_TASK MODEL...        fresh validation layouts, policies on the CPU
 # WORKERS (default 15) simulator processes; BATCH (default 1024) training batch; TEXT (default .devdata/text.txt);
-# EXTRA_DATA more folders of task_*.npz to train on (e.g. DAgger episodes collected on this CPU machine, carried).
+# EXTRA_DATA more folders of task_*.npz to train on (e.g. DAgger episodes collected on this CPU machine, carried);
+# MODEL the checkpoint to fine-tune when no collect stage ran on this machine.
 # Candidates are exported to /tmp/dagger/cand/<STEPS_LR_SEED> and come back as $OUT/cand_<STEPS_LR_SEED>.tgz.
 set -euo pipefail
 stage=$1; shift
@@ -21,8 +22,9 @@ case "$stage" in
     grep task_id "$root/collect$round.log"
     ;;
   train)
-    model=$(cat "$root/model")
-    data="$(ls -d "$root"/data* | paste -sd' ') ${EXTRA_DATA:-}"
+    model=${MODEL:-$(cat "$root/model")}
+    echo "$model" > "$root/model"
+    data="$( (ls -d "$root"/data* 2>/dev/null || true) | paste -sd' ') ${EXTRA_DATA:-}"
     pids=()
     mkdir -p "$root/run"
     for spec in "$@"; do
