@@ -161,3 +161,49 @@ def test_fine_tuning_from_a_folder_without_weights_says_so(tmp_path):
     with pytest.raises(FileNotFoundError, match="holds no model.safetensors"):
         train(tmp_path, tmp_path / "run", CHECKPOINT_DIR / "tokenizer.json", None, steps=1, device="cpu",
               options={"init": str(tmp_path)})
+
+
+def _dagger_folder(path, round_):
+    path.mkdir()
+    summary = {"task_id": 0, "tries": 3, "kept": 3, "frames": 6, "learner_successes": 1, "seconds": 9.0,
+               "by_beta": {"0.0": [1, 2], "0.5": [0, 1]}}
+    (path / "task_0.json").write_text(json.dumps({"summary": summary, "config": {"seed": round_, "dagger": True}}))
+
+
+def test_a_fine_tunes_export_keeps_its_lineage_and_a_bad_start_is_refused(tmp_path, capsys):
+    from vla_ch2.factory.teaching_model import CHECKPOINT_DIR, main, make_random_checkpoint, train
+    from test_teaching_model import _tiny_demos
+
+    tokenizer = CHECKPOINT_DIR / "tokenizer.json"
+    tiny = {"image_size": 96, "d_model": 32, "n_layers": 1, "n_heads": 2, "vision_dim": 16, "stem_channels": [8, 8, 16]}
+    base = make_random_checkpoint(tmp_path / "base", tokenizer, **tiny)
+    (base / "demos.json").write_text(json.dumps([{"task_id": 0, "kept": 37}]))
+    demos = tmp_path / "demos"
+    demos.mkdir()
+    _tiny_demos(demos)
+    start, checkpoints = base, []
+    for round_ in (1, 2):
+        run = tmp_path / f"run{round_}"
+        train(demos, run, tokenizer, None, steps=1, batch_size=4, device="cpu", options={"init": str(start)})
+        _dagger_folder(tmp_path / f"dagger{round_}", round_)
+        out = tmp_path / f"ft{round_}"
+        assert main(["export", "--run", str(run), "--tokenizer", str(tokenizer), "--out", str(out),
+                     "--dagger", str(tmp_path / f"dagger{round_}")]) == 0
+        start = out
+        checkpoints.append(out)
+    second = checkpoints[1]
+    assert json.loads((second / "demos.json").read_text()) == [{"task_id": 0, "kept": 37}]  # the base's data
+    assert json.loads((second / "base_train.json").read_text()) == json.loads((base / "train.json").read_text())
+    finetunes = json.loads((second / "finetunes.json").read_text())
+    assert [f["options"]["init"] for f in finetunes] == [str(base), str(checkpoints[0])]
+    assert [(r["folder"], r["collection_seed"]) for r in json.loads((second / "dagger.json").read_text())] == [
+        ("dagger1", 1), ("dagger2", 2)]
+    # A fine-tune whose starting checkpoint is gone cannot say what it was trained on: refused, nothing written.
+    gone = tmp_path / "gone"
+    train(demos, gone, tokenizer, None, steps=1, batch_size=4, device="cpu", options={"init": str(checkpoints[0])})
+    import shutil
+
+    shutil.rmtree(checkpoints[0])
+    with pytest.raises(SystemExit):
+        main(["export", "--run", str(gone), "--tokenizer", str(tokenizer), "--out", str(tmp_path / "ft3")])
+    assert "which is gone" in capsys.readouterr().err and not (tmp_path / "ft3").exists()
