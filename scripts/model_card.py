@@ -23,8 +23,40 @@ def load(path: Path):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def dagger_section(finetunes: list[dict], dagger: list[dict]) -> list[str]:
+    """The card's account of the DAgger rounds that fine-tuned the base run (none: nothing)."""
+    if not finetunes:
+        return []
+    lines = [
+        "## Fine-tuning with DAgger",
+        "",
+        "The weights above were then fine-tuned on DAgger data (Ross, Gordon and Bagnell 2011, arXiv:1011.0686; "
+        "`vla_ch2.factory.dagger`): the model drives on fresh layouts (seeds from 300000), the scripted expert follows "
+        "it and labels every state the model reaches, and the next weights are trained on every round's labels, "
+        "starting from the last weights and keeping their action statistics (so every bin keeps its meaning). In a "
+        "share of the episodes (beta) each step executes the expert's action instead of the model's. The model's own "
+        "success in each round's beta = 0 episodes measures the weights that drove it, on layouts no weights trained on "
+        "before.",
+        "",
+        "| round | task | episodes | frames | model alone: successes | with the expert at beta 0.5 | minutes |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for d in dagger:
+        alone, mixed = d["by_beta"].get("0.0", [0, 0]), d["by_beta"].get("0.5", [0, 0])
+        lines.append(f"| {d['collection_seed']} | {d['task_id']} | {d['tries']} | {d['frames']} | {alone[0]}/{alone[1]} "
+                     f"| {mixed[0]}/{mixed[1]} | {d['seconds'] / 60:.1f} |")
+    lines += ["", "| fine-tune | data | frames | steps | batch | peak learning rate | seconds | device |",
+              "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {i} | {', '.join(Path(d).name for d in f['data'])} | {f['frames']} | {f['steps']} | {f['batch_size']} "
+              f"| {f['lr']} | {f['train_seconds']:.0f} | {f['device_name']} |" for i, f in enumerate(finetunes, 1)]
+    return lines + [""]
+
+
 def main() -> None:
-    train = load(CHECKPOINT_DIR / "train.json")
+    # A fine-tuned checkpoint keeps the run that trained it from scratch as base_train.json.
+    train = load(CHECKPOINT_DIR / "base_train.json") or load(CHECKPOINT_DIR / "train.json")
+    finetunes = load(CHECKPOINT_DIR / "finetunes.json") or []
+    dagger = load(CHECKPOINT_DIR / "dagger.json") or []
     demos = load(CHECKPOINT_DIR / "demos.json") or []
     suite = load(R / "suite" / "suite.json")
     bench = load(R / "bench.json")
@@ -155,6 +187,9 @@ def main() -> None:
         "compared on fresh validation layouts (`python -m vla_ch2.factory.validate`), never on the official initial "
         "states.",
         "",
+    ]
+    lines += dagger_section(finetunes, dagger)
+    lines += [
         "## Results (real LIBERO, this checkpoint)",
         "",
     ]
