@@ -131,6 +131,10 @@ def test_the_learner_drives_and_every_kept_frame_carries_the_experts_label(beta,
     labels = np.array(episode["labels"])
     assert len(episode["frames"]) == len(labels) == 6  # every second step
     assert (labels[:, 0] < 0).all() and (labels[:, 6] < 0).all()  # the expert's label, whoever drove
+    # The stored states give the same labels back when the expert is replayed over them.
+    assert episode["states"].shape == (12, 13) and list(episode["kept"]) == [0, 2, 4, 6, 8, 10]
+    again = dagger.relabel(episode["states"], episode["kept"], episode["target"])
+    assert np.allclose(again, labels)
 
 
 def test_fine_tuning_starts_from_a_checkpoint_and_keeps_its_bins(tmp_path):

@@ -64,8 +64,10 @@ def run_episode(task, policy, expert, cfg: DaggerConfig, seed: int, beta: float)
     """One learner-driven episode from ``task``'s current layout; the expert labels every state.
 
     Returns the kept frames (JPEG), their expert labels (env convention), how
-    many steps ran, whether the task was done and which actions were executed
-    by the expert.
+    many steps ran, whether the task was done, how many actions the expert
+    executed, and what the expert read at every step (:data:`STATE_KEYS`) with
+    the steps whose frames were kept, so that the labels can be made again by a
+    changed expert (:func:`relabel`).
     """
     from vla_ch2.factory.demos import encode_prepared, is_noop
 
@@ -76,22 +78,50 @@ def run_episode(task, policy, expert, cfg: DaggerConfig, seed: int, beta: float)
     for _ in range(C.NUM_WAIT_STEPS):
         obs, _, _, _ = task.step(C.WAIT_ACTION)
     frames, labels, previous, done, expert_steps = [], [], None, False, 0
+    states, kept = [], []
     max_steps = task.max_steps if cfg.max_steps is None else int(cfg.max_steps)
     step = 0
     for step in range(max_steps):
         image = C.prepare_image(task.frame(obs))
+        states.append(read_state(obs, expert.target))
         label = expert.act(obs)
         learner = C.postprocess_gripper(policy.predict(image, prompt, unnorm_key))
         if not is_noop(label, previous) and step % cfg.keep_every == 0:
             frames.append(encode_prepared(image, cfg.image_size, cfg.jpeg_quality))
             labels.append(label)
+            kept.append(step)
         previous = label
         use_expert = rng.random() < beta
         expert_steps += int(use_expert)
         obs, _, done, _ = task.step(label if use_expert else learner)
         if done:
             break
-    return {"frames": frames, "labels": labels, "steps": step + 1, "done": bool(done), "expert_steps": expert_steps}
+    return {"frames": frames, "labels": labels, "steps": step + 1, "done": bool(done), "expert_steps": expert_steps,
+            "states": np.asarray(states, dtype=np.float64), "kept": np.asarray(kept, dtype=np.int32),
+            "target": expert.target}
+
+
+#: What the expert reads from an observation, in the order :func:`read_state` stores it.
+STATE_KEYS = (("robot0_eef_pos", 3), ("robot0_eef_quat", 4), ("{target}_pos", 3), ("basket_1_pos", 3))
+
+
+def read_state(obs: dict, target: str) -> np.ndarray:
+    """The expert's inputs at one step, as one flat vector (:data:`STATE_KEYS`)."""
+    return np.concatenate([np.asarray(obs[k.format(target=target)], dtype=np.float64) for k, _ in STATE_KEYS])
+
+
+def relabel(states: np.ndarray, kept: np.ndarray, target: str) -> np.ndarray:
+    """Labels of the kept steps by a fresh following expert replayed over an episode's stored states."""
+    from vla_ch2.factory.expert import ScriptedExpert
+
+    expert, labels, splits = ScriptedExpert(target, follow=True), [], np.cumsum([n for _, n in STATE_KEYS])[:-1]
+    wanted = set(int(k) for k in kept)
+    for step, state in enumerate(states):
+        obs = {k.format(target=target): v for (k, _), v in zip(STATE_KEYS, np.split(state, splits))}
+        label = expert.act(obs)
+        if step in wanted:
+            labels.append(label)
+    return np.asarray(labels, dtype=np.float32).reshape(-1, 7)
 
 
 def _worker(jobs, results, model: str, cfg: DaggerConfig) -> None:
@@ -127,12 +157,13 @@ def _worker(jobs, results, model: str, cfg: DaggerConfig) -> None:
 def save_episode(folder: Path, row: dict) -> None:
     """Store one finished episode (``episodes/task<T>_k<K>.npz``): a run cut short keeps it, a rerun skips it."""
     folder.mkdir(parents=True, exist_ok=True)
-    meta = {k: row[k] for k in ("task", "k", "beta", "language", "seconds", "steps", "done", "expert_steps")}
+    meta = {k: row[k] for k in ("task", "k", "beta", "language", "seconds", "steps", "done", "expert_steps", "target")}
     final = folder / f"task{row['task']}_k{row['k']}.npz"
     partial = final.with_suffix(".partial.npz")
     np.savez(partial, jpeg=np.frombuffer(b"".join(row["frames"]), dtype=np.uint8),
              offsets=np.cumsum([0] + [len(f) for f in row["frames"]]).astype(np.int64),
-             actions=np.asarray(row["labels"], dtype=np.float32).reshape(-1, 7), meta=np.array(json.dumps(meta)))
+             actions=np.asarray(row["labels"], dtype=np.float32).reshape(-1, 7), meta=np.array(json.dumps(meta)),
+             states=row["states"], kept=row["kept"])
     partial.replace(final)  # whole or absent, never half written
 
 
@@ -144,8 +175,8 @@ def load_episodes(folder: Path) -> list[dict]:
             continue
         with np.load(path) as data:
             jpeg, offsets = data["jpeg"], data["offsets"]
-            rows.append({**json.loads(str(data["meta"])), "labels": data["actions"],
-                         "frames": [jpeg[a:b].tobytes() for a, b in zip(offsets[:-1], offsets[1:])]})
+            rows.append({**json.loads(str(data["meta"])), "labels": data["actions"], "states": data["states"],
+                         "kept": data["kept"], "frames": [jpeg[a:b].tobytes() for a, b in zip(offsets[:-1], offsets[1:])]})
     return rows
 
 
@@ -206,9 +237,15 @@ def collect(model: str, tasks: list[int], cfg: DaggerConfig, out_dir: Path, work
     return pack(out_dir, tasks, cfg, model)
 
 
-def pack(out_dir: Path, tasks: list[int], cfg: DaggerConfig, model: str) -> list[dict]:
-    """Write ``task_<id>.npz`` and its summary for every task with stored episodes."""
+def pack(out_dir: Path, tasks: list[int], cfg: DaggerConfig, model: str, relabelled: bool = False) -> list[dict]:
+    """Write ``task_<id>.npz`` and its summary for every task with stored episodes.
+
+    ``relabelled``: the labels are made again from the stored states by the
+    expert as it is now (:func:`relabel`), not taken as they were collected.
+    """
     episodes = load_episodes(Path(out_dir) / "episodes")
+    if relabelled:
+        episodes = [{**e, "labels": relabel(e["states"], e["kept"], e["target"])} for e in episodes]
     return [write_task(Path(out_dir), t, [e for e in episodes if e["task"] == t], cfg, model)
             for t in tasks if any(e["task"] == t for e in episodes)]
 
@@ -227,12 +264,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-seconds", type=float, default=None)
     parser.add_argument("--pack-only", action="store_true",
                         help="run nothing: pack the episodes a run stored (one that was stopped) into task files")
+    parser.add_argument("--relabel", action="store_true",
+                        help="with --pack-only: label the stored states again with the expert as it is now")
     args = parser.parse_args(argv)
     if not all(0.0 <= b <= 1.0 for b in args.betas):
         parser.error(f"--betas {args.betas}: each is a probability in [0, 1]")
     cfg = DaggerConfig(per_task=args.per_task, betas=tuple(args.betas), round=args.round)
     tasks = parse_tasks(args.tasks, C.N_TASKS[cfg.suite])
-    summaries = (pack(args.out, tasks, cfg, args.model) if args.pack_only
+    summaries = (pack(args.out, tasks, cfg, args.model, args.relabel) if args.pack_only
                  else collect(args.model, tasks, cfg, args.out, args.workers, args.max_seconds))
     for summary in summaries:
         print(json.dumps(summary), flush=True)

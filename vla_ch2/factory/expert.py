@@ -28,6 +28,10 @@ GRASP_DZ = {
 }
 
 
+#: How far (metres) a followed hand may rise from where it closed before an object left on the table
+#: counts as missed (the expert's own ``notice`` is higher: it is what a demonstration shows).
+FOLLOW_NOTICE = 0.03
+
 #: Horizontal distance (metres) from the basket's centre within which a released object counts as
 #: delivered when the expert follows a learner (the basket is about 0.2 m across).
 BASKET_RIM = 0.07
@@ -144,7 +148,10 @@ class ScriptedExpert:
         if self.phase == "lift":
             goal = np.array([eef[0], eef[1], cfg.carry_z])
             grasp_eef, grasp_obj = self._grasp
-            missed = eef[2] > grasp_eef[2] + self.notice and obj[2] < grasp_obj[2] + 0.02
+            # Following a learner, a miss is noticed as soon as the hand rises without the object: a lift
+            # label on an empty hand low over the object would teach the learner to close and lift there.
+            notice, follows = (FOLLOW_NOTICE, 0.01) if self.follow else (self.notice, 0.02)
+            missed = eef[2] > grasp_eef[2] + notice and obj[2] < grasp_obj[2] + follows
             if missed and (self.follow or self.attempts < cfg.max_attempts):
                 # The object stayed on the table: open, and try again aiming off the drift
                 # (or, after a deliberate miss, where the first try should have aimed).
@@ -173,7 +180,7 @@ class ScriptedExpert:
         The object is held when it is off the table and at the fingers; it is
         delivered when it rests within the basket's rim. A held object skips to
         the lift, a dropped one sends the hand back, and so does a grasp whose
-        hand wandered sideways before the fingers closed. A hand already low over the
+        hand wandered sideways or rose before the fingers held anything. A hand already low over the
         object goes on down; one that wandered off during the descent hovers again.
         """
         lifted = obj[2] > self._rest_z + 0.02
@@ -188,7 +195,9 @@ class ScriptedExpert:
             self._grasp = (eef.copy(), np.array([obj[0], obj[1], self._rest_z]))
         elif self.phase == "carry" and not held:
             self.phase, self.counter = "approach", 0
-        elif self.phase == "close" and self._grasp is not None and np.linalg.norm((eef - self._grasp[0])[:2]) > 0.02:
+        elif self.phase == "close" and self._grasp is not None and (
+                np.linalg.norm((eef - self._grasp[0])[:2]) > 0.02
+                or (eef[2] > self._grasp[0][2] + FOLLOW_NOTICE and not lifted)):
             self.phase, self.counter = "descend", 0
         elif self.phase == "release" and not held and not delivered and not at_hand:
             self.phase, self.counter = "approach", 0
