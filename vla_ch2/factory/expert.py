@@ -201,7 +201,7 @@ class ScriptedExpert:
             self.phase, self.counter = "descend", 0
         elif self.phase == "release" and not held and not delivered and not at_hand:
             self.phase, self.counter = "approach", 0
-        elif self.phase == "approach" and off_centre < self.config.tolerance and below_hover:
+        elif self.phase == "approach" and off_centre < 2 * self.config.tolerance and below_hover:
             self.phase, self.counter = "descend", 0  # already low over the object: go on down
         elif self.phase == "descend" and (off_centre > 2 * self.config.tolerance or not below_hover):
             self.phase, self.counter = "approach", 0  # wandered off the object: hover over it again
