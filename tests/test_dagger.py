@@ -140,9 +140,13 @@ def test_the_learner_drives_and_every_kept_frame_carries_the_experts_label(beta,
 def test_fine_tuning_starts_from_a_checkpoint_and_keeps_its_bins(tmp_path):
     import torch
     from safetensors.torch import load_file
-
-    from vla_ch2.factory.teaching_model import CHECKPOINT_DIR, make_random_checkpoint, train
     from test_teaching_model import _tiny_demos
+
+    from vla_ch2.factory.teaching_model import (
+        CHECKPOINT_DIR,
+        make_random_checkpoint,
+        train,
+    )
 
     tiny = {"image_size": 96, "d_model": 32, "n_layers": 1, "n_heads": 2, "vision_dim": 16, "stem_channels": [8, 8, 16]}
     start = make_random_checkpoint(tmp_path / "start", CHECKPOINT_DIR / "tokenizer.json", **tiny)
@@ -175,8 +179,14 @@ def _dagger_folder(path, round_):
 
 
 def test_a_fine_tunes_export_keeps_its_lineage_and_a_bad_start_is_refused(tmp_path, capsys):
-    from vla_ch2.factory.teaching_model import CHECKPOINT_DIR, main, make_random_checkpoint, train
     from test_teaching_model import _tiny_demos
+
+    from vla_ch2.factory.teaching_model import (
+        CHECKPOINT_DIR,
+        main,
+        make_random_checkpoint,
+        train,
+    )
 
     tokenizer = CHECKPOINT_DIR / "tokenizer.json"
     tiny = {"image_size": 96, "d_model": 32, "n_layers": 1, "n_heads": 2, "vision_dim": 16, "stem_channels": [8, 8, 16]}

@@ -23,6 +23,7 @@ reads both.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -115,7 +116,7 @@ def relabel(states: np.ndarray, kept: np.ndarray, target: str) -> np.ndarray:
     from vla_ch2.factory.expert import ScriptedExpert
 
     expert, labels, splits = ScriptedExpert(target, follow=True), [], np.cumsum([n for _, n in STATE_KEYS])[:-1]
-    wanted = set(int(k) for k in kept)
+    wanted = {int(k) for k in kept}
     for step, state in enumerate(states):
         obs = {k.format(target=target): v for (k, _), v in zip(STATE_KEYS, np.split(state, splits))}
         label = expert.act(obs)
@@ -176,26 +177,19 @@ def load_episodes(folder: Path) -> list[dict]:
         with np.load(path) as data:
             jpeg, offsets = data["jpeg"], data["offsets"]
             rows.append({**json.loads(str(data["meta"])), "labels": data["actions"], "states": data["states"],
-                         "kept": data["kept"], "frames": [jpeg[a:b].tobytes() for a, b in zip(offsets[:-1], offsets[1:])]})
+                         "kept": data["kept"], "frames": [jpeg[a:b].tobytes() for a, b in itertools.pairwise(offsets)]})
     return rows
 
 
 def write_task(out_dir: Path, task_id: int, episodes: list[dict], cfg: DaggerConfig, model: str) -> dict:
     """Store one task's episodes as ``task_<id>.npz`` (the demonstrations' format) and its summary beside it."""
+    from vla_ch2.factory.demos import save_task_demos
+
     episodes = sorted(episodes, key=lambda e: e["k"])
     frames = [f for e in episodes for f in e["frames"]]
     labels = [a for e in episodes for a in e["labels"]]
     ids = [e["k"] for e in episodes for _ in e["labels"]]
-    offsets = np.cumsum([0] + [len(f) for f in frames])
-    np.savez(
-        out_dir / f"task_{task_id}.npz",
-        jpeg=np.frombuffer(b"".join(frames), dtype=np.uint8),
-        offsets=offsets.astype(np.int64),
-        actions=np.asarray(labels, dtype=np.float32).reshape(-1, 7),
-        episodes=np.asarray(ids, dtype=np.int32),
-        task_id=np.int32(task_id),
-        language=np.array(episodes[0]["language"]),
-    )
+    save_task_demos(out_dir / f"task_{task_id}.npz", frames, labels, ids, task_id, episodes[0]["language"])
     summary = {
         "task_id": task_id, "language": episodes[0]["language"], "tries": len(episodes), "kept": len(episodes),
         "frames": len(labels), "learner_successes": int(sum(e["done"] for e in episodes)),

@@ -125,16 +125,7 @@ def collect_task(task_id: int, cfg: DemoConfig, out_dir: Path, progress=None) ->
                 progress(task_id, k, done)
     finally:
         task.close()
-    offsets = np.cumsum([0] + [len(f) for f in frames])
-    np.savez(
-        out_dir / f"task_{task_id}.npz",
-        jpeg=np.frombuffer(b"".join(frames), dtype=np.uint8),
-        offsets=offsets.astype(np.int64),
-        actions=np.asarray(actions, dtype=np.float32).reshape(-1, 7),
-        episodes=np.asarray(episodes, dtype=np.int32),
-        task_id=np.int32(task_id),
-        language=np.array(task.language),
-    )
+    save_task_demos(out_dir / f"task_{task_id}.npz", frames, actions, episodes, task_id, task.language)
     summary = {
         "task_id": task_id, "language": task.language, "tries": tries, "kept": kept,
         "frames": len(actions), "noops_removed": noops,
@@ -144,6 +135,19 @@ def collect_task(task_id: int, cfg: DemoConfig, out_dir: Path, progress=None) ->
     with open(out_dir / f"task_{task_id}.json", "w", encoding="utf-8") as handle:
         json.dump({"summary": summary, "config": asdict(cfg)}, handle, indent=2)
     return summary
+
+
+def save_task_demos(path: Path, frames: list[bytes], actions, episodes, task_id: int, language: str) -> None:
+    """Write one task's frames (JPEG bytes), 7-D actions and episode ids as ``task_<id>.npz``."""
+    np.savez(
+        path,
+        jpeg=np.frombuffer(b"".join(frames), dtype=np.uint8),
+        offsets=np.cumsum([0] + [len(f) for f in frames]).astype(np.int64),
+        actions=np.asarray(actions, dtype=np.float32).reshape(-1, 7),
+        episodes=np.asarray(episodes, dtype=np.int32),
+        task_id=np.int32(task_id),
+        language=np.array(language),
+    )
 
 
 def load_task_demos(path: Path) -> dict:
@@ -180,15 +184,8 @@ def thin_task_demos(source: Path, out_dir: Path, fraction: float, complement: bo
             keep.append(index)
     frames = [demo["frames"][i] for i in keep]
     out_dir.mkdir(parents=True, exist_ok=True)
-    np.savez(
-        out_dir / source.name,
-        jpeg=np.frombuffer(b"".join(frames), dtype=np.uint8),
-        offsets=np.cumsum([0] + [len(f) for f in frames]).astype(np.int64),
-        actions=demo["actions"][keep],
-        episodes=demo["episodes"][keep],
-        task_id=np.int32(demo["task_id"]),
-        language=np.array(demo["language"]),
-    )
+    save_task_demos(out_dir / source.name, frames, demo["actions"][keep], demo["episodes"][keep], demo["task_id"],
+                    demo["language"])
     record = json.loads(source.with_suffix(".json").read_text(encoding="utf-8"))
     record["thinned"] = {"fraction": (1.0 - fraction) if complement else fraction, "complement": complement,
                          "frames_before": len(demo["frames"]), "frames_after": len(keep)}
