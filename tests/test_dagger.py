@@ -221,3 +221,23 @@ def test_a_fine_tunes_export_keeps_its_lineage_and_a_bad_start_is_refused(tmp_pa
     with pytest.raises(SystemExit):
         main(["export", "--run", str(gone), "--tokenizer", str(tokenizer), "--out", str(tmp_path / "ft3")])
     assert "which is gone" in capsys.readouterr().err and not (tmp_path / "ft3").exists()
+
+
+@pytest.mark.sim
+def test_the_following_expert_driving_alone_grasps_like_the_expert():
+    """On the layout where a stricter following expert kept re-hovering over a tall box it slid on, and knocked it over."""
+    from vla_ch2.env import LiberoTask, quiet_robosuite
+    from vla_ch2.factory import dagger
+
+    quiet_robosuite()
+    with LiberoTask("libero_object", 4) as task:
+        obs = task.reset(layout_seed=dagger.layout_seed(dagger.DaggerConfig(round=1), 4, 3))
+        for _ in range(C.NUM_WAIT_STEPS):
+            obs, _, _, _ = task.step(C.WAIT_ACTION)
+        expert, done, phases = ScriptedExpert(task.env.env.obj_of_interest[0], follow=True), False, []
+        for _ in range(200):
+            obs, _, done, _ = task.step(expert.act(obs))
+            phases += [expert.phase] if not phases or phases[-1] != expert.phase else []
+            if done:
+                break
+    assert done and phases == ["approach", "descend", "close", "lift", "carry", "release"], phases

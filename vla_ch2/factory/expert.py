@@ -32,6 +32,10 @@ GRASP_DZ = {
 #: counts as missed (the expert's own ``notice`` is higher: it is what a demonstration shows).
 FOLLOW_NOTICE = 0.03
 
+#: How far (metres) a followed hand may be from the grasp point, sideways, and still be descending onto the
+#: object (the expert's own hand slides up to about 2 cm on top of a tall object before it closes).
+FOLLOW_WANDER = 0.04
+
 #: Horizontal distance (metres) from the basket's centre within which a released object counts as
 #: delivered when the expert follows a learner (the basket is about 0.2 m across).
 BASKET_RIM = 0.07
@@ -135,7 +139,8 @@ class ScriptedExpert:
             # only catches a hand that cannot get that low (over the object, when following).
             centred = np.linalg.norm((goal - eef)[:2]) < cfg.tolerance
             low_enough = eef[2] < goal[2] + cfg.close_height and centred
-            stuck = self.counter > cfg.descend_steps and (not self.follow or (centred and eef[2] < goal[2] + 0.03))
+            near = np.linalg.norm((goal - eef)[:2]) < FOLLOW_WANDER and eef[2] < goal[2] + 0.05
+            stuck = self.counter > cfg.descend_steps and (not self.follow or near)
             if low_enough or stuck:
                 self.phase, self.counter = "close", 0
                 self._grasp = (eef.copy(), obj.copy())
@@ -190,6 +195,7 @@ class ScriptedExpert:
         grasp = self._grasp_goal(obj)
         off_centre = np.linalg.norm((grasp - eef)[:2])
         below_hover = eef[2] < obj[2] + self.config.hover + 2 * self.config.tolerance
+        came_down = eef[2] < obj[2] + self.config.hover - 2 * self.config.tolerance
         if held and self.phase in ("approach", "descend", "close"):
             self.phase = "lift"
             self._grasp = (eef.copy(), np.array([obj[0], obj[1], self._rest_z]))
@@ -201,9 +207,9 @@ class ScriptedExpert:
             self.phase, self.counter = "descend", 0
         elif self.phase == "release" and not held and not delivered and not at_hand:
             self.phase, self.counter = "approach", 0
-        elif self.phase == "approach" and off_centre < 2 * self.config.tolerance and below_hover:
-            self.phase, self.counter = "descend", 0  # already low over the object: go on down
-        elif self.phase == "descend" and (off_centre > 2 * self.config.tolerance or not below_hover):
+        elif self.phase == "approach" and off_centre < self.config.tolerance and came_down:
+            self.phase, self.counter = "descend", 0  # the learner came down over the object: go on down
+        elif self.phase == "descend" and (off_centre > FOLLOW_WANDER or not below_hover):
             self.phase, self.counter = "approach", 0  # wandered off the object: hover over it again
 
     def _grasp_goal(self, obj: np.ndarray) -> np.ndarray:
