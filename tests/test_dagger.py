@@ -241,3 +241,17 @@ def test_the_following_expert_driving_alone_grasps_like_the_expert():
             if done:
                 break
     assert done and phases == ["approach", "descend", "close", "lift", "carry", "release"], phases
+
+
+def test_loss_dims_leave_the_other_action_tokens_unlearnt_but_in_the_input():
+    from vla_ch2.factory.teaching_model import _sequences
+
+    prompts, tokens = [[1, 5, 6], [1, 5, 6, 7, 8]], np.arange(2000, 2014).reshape(2, 7)
+    ids, labels = _sequences(prompts, tokens, empty_id=3, pad_id=0, dims=[0, 1, 2, 6])
+    for row, prompt in enumerate(prompts):
+        start = len(prompt) + 1
+        assert ids[row, start : start + 7].tolist() == tokens[row].tolist()  # every token is fed
+        learnt = labels[row, start : start + 7].tolist()
+        assert learnt == [tokens[row][d] if d in (0, 1, 2, 6) else -100 for d in range(7)]
+    everything = _sequences(prompts, tokens, empty_id=3, pad_id=0)[1]
+    assert (everything != -100).sum() == 14

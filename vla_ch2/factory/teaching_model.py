@@ -320,8 +320,9 @@ def color_jitter(images, jitter: dict = COLOR_JITTER):
     return x.clamp_(0.0, 1.0)
 
 
-def _sequences(prompts: list[list[int]], tokens: np.ndarray, empty_id: int, pad_id: int):
-    """[BOS + prompt + "▁" + 7 action tokens] rows, right-padded, with labels on the action tokens only."""
+def _sequences(prompts: list[list[int]], tokens: np.ndarray, empty_id: int, pad_id: int, dims=None):
+    """[BOS + prompt + "▁" + 7 action tokens] rows, right-padded, with labels on the action tokens only
+    (``dims``: only on these action dimensions; the others are still fed, as context, but not learnt)."""
     import torch
 
     rows = [p + [empty_id] + t.tolist() for p, t in zip(prompts, tokens)]
@@ -331,6 +332,8 @@ def _sequences(prompts: list[list[int]], tokens: np.ndarray, empty_id: int, pad_
     for b, r in enumerate(rows):
         input_ids[b, : len(r)] = torch.tensor(r)
         labels[b, len(r) - C.ACTION_DIM : len(r)] = torch.tensor(r[-C.ACTION_DIM :])
+        for d in sorted(set(range(C.ACTION_DIM)) - set(range(C.ACTION_DIM) if dims is None else dims)):
+            labels[b, len(r) - C.ACTION_DIM + d] = -100
     return input_ids, labels
 
 
@@ -380,7 +383,8 @@ def train(
     step's own; the decay is constant from the first step, so after 7000 steps the
     initial weights keep 0.999**7000, under 0.1 %, of the average; not with ``holdout``);
     ``init`` (a checkpoint directory: fine-tune from its weights, with its sizes and its
-    action statistics, so that every bin keeps its meaning).
+    action statistics, so that every bin keeps its meaning); ``loss_dims`` (the action
+    dimensions whose tokens are learnt, e.g. ``[0, 1, 2, 6]`` to leave rotation as it is).
     """
     import torch
     import torch.nn.functional as F
@@ -418,7 +422,8 @@ def train(
     print(f"[train] {n} frames ({data['relabelled']} hold labels relabelled); decoding images", flush=True)
     images = torch.from_numpy(np.stack([decode_frame(f) for f in data["frames"]])).permute(0, 3, 1, 2).contiguous()
     images = images.to(device)  # uint8 on the device; crops and scaling happen per batch
-    input_ids, labels = _sequences(data["prompts"], data["tokens"], tokenizer.token_to_id("▁"), cfg.pad_token_id)
+    input_ids, labels = _sequences(data["prompts"], data["tokens"], tokenizer.token_to_id("▁"), cfg.pad_token_id,
+                                   options.get("loss_dims"))
     input_ids, labels = input_ids.to(device), labels.to(device)
     text_ids = text_labels = None
     if text_path is not None and text_fraction > 0:
