@@ -255,3 +255,17 @@ def test_loss_dims_leave_the_other_action_tokens_unlearnt_but_in_the_input():
         assert learnt == [tokens[row][d] if d in (0, 1, 2, 6) else -100 for d in range(7)]
     everything = _sequences(prompts, tokens, empty_id=3, pad_id=0)[1]
     assert (everything != -100).sum() == 14
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "nowhere", "--out", "o"], "--model nowhere: not a checkpoint directory"),
+    (["--model", "m", "--out", "empty", "--pack-only"], "--pack-only: no stored episodes in empty"),
+    (["--model", "m", "--out", "o", "--betas", "0", "1.5"], "each is a probability in [0, 1]"),
+])
+def test_dagger_command_rejects_bad_input_with_a_message(args, message, tmp_path, monkeypatch, capsys):
+    from vla_ch2.factory.dagger import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        main(args)
+    assert stop.value.code == 2 and message in capsys.readouterr().err

@@ -263,6 +263,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not all(0.0 <= b <= 1.0 for b in args.betas):
         parser.error(f"--betas {args.betas}: each is a probability in [0, 1]")
+    if args.pack_only and not any((args.out / "episodes").glob("task*_k*.npz")):
+        parser.error(f"--pack-only: no stored episodes in {args.out / 'episodes'}; give the --out of a collection")
+    if not args.pack_only and not (Path(args.model) / "config.json").is_file():
+        parser.error(f"--model {args.model}: not a checkpoint directory (no config.json there); give the learner's "
+                     "folder, e.g. vla_ch2/checkpoints/teaching-vla-libero-object")
     cfg = DaggerConfig(per_task=args.per_task, betas=tuple(args.betas), round=args.round)
     tasks = parse_tasks(args.tasks, C.N_TASKS[cfg.suite])
     summaries = (pack(args.out, tasks, cfg, args.model, args.relabel) if args.pack_only
