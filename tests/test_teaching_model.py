@@ -270,3 +270,14 @@ def test_ema_and_holdout_together_are_refused_before_any_work(tmp_path):
     with pytest.raises(ValueError, match="'ema' and 'holdout' together"):
         train(tmp_path / "nothing", tmp_path / "run", CHECKPOINT_DIR / "tokenizer.json", None,
               options={"ema": 0.999, "holdout": 3})
+
+
+def test_a_run_of_twenty_steps_trains(tmp_path):
+    """Twenty steps made the learning-rate schedule's one-step warm-up divide by zero."""
+    from vla_ch2.factory.teaching_model import CHECKPOINT_DIR, train
+
+    _tiny_demos(tmp_path)
+    tiny = {"image_size": 96, "d_model": 32, "n_layers": 1, "n_heads": 2, "vision_dim": 16, "stem_channels": [8, 8, 16]}
+    summary = train(tmp_path, tmp_path / "run", CHECKPOINT_DIR / "tokenizer.json", None, steps=20, batch_size=2,
+                    device="cpu", config_overrides=tiny)
+    assert summary["steps"] == 20 and (tmp_path / "run" / "weights.pt").is_file()

@@ -464,7 +464,9 @@ def train(
     ema_decay = float(options.get("ema", 0.0))
     params = list(core.parameters())
     ema = [p.detach().float().clone() for p in params] if ema_decay else None
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.05)
+    # OneCycleLR divides by zero when its warm-up is exactly one step (20 steps at 5 %): warm up for two then.
+    warm_up = 0.05 if not math.isclose(0.05 * steps, 1.0) else 2.0 / steps
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=warm_up)
     start, log = time.time(), []
     for step in range(steps):
         if time.time() - start > float(options.get("max_seconds", math.inf)):
