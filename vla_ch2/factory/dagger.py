@@ -23,8 +23,8 @@ reads both.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
+import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -158,26 +158,35 @@ def _worker(jobs, results, model: str, cfg: DaggerConfig) -> None:
 def save_episode(folder: Path, row: dict) -> None:
     """Store one finished episode (``episodes/task<T>_k<K>.npz``): a run cut short keeps it, a rerun skips it."""
     folder.mkdir(parents=True, exist_ok=True)
+    from vla_ch2.factory.demos import join_frames
+
     meta = {k: row[k] for k in ("task", "k", "beta", "language", "seconds", "steps", "done", "expert_steps", "target")}
     final = folder / f"task{row['task']}_k{row['k']}.npz"
     partial = final.with_suffix(".partial.npz")
-    np.savez(partial, jpeg=np.frombuffer(b"".join(row["frames"]), dtype=np.uint8),
-             offsets=np.cumsum([0] + [len(f) for f in row["frames"]]).astype(np.int64),
-             actions=np.asarray(row["labels"], dtype=np.float32).reshape(-1, 7), meta=np.array(json.dumps(meta)),
-             states=row["states"], kept=row["kept"])
+    np.savez(partial, **join_frames(row["frames"]), actions=np.asarray(row["labels"], dtype=np.float32).reshape(-1, 7),
+             meta=np.array(json.dumps(meta)), states=row["states"], kept=row["kept"])
     partial.replace(final)  # whole or absent, never half written
+
+
+#: A stored episode's file name (``save_episode``); half-written ``.partial.npz`` files do not match it.
+EPISODE_FILE = re.compile(r"task(\d+)_k(\d+)\.npz")
+
+
+def stored_episodes(folder: Path) -> dict[tuple[int, int], Path]:
+    """The (task, k) of every episode stored in ``folder``, and its file (nothing is read)."""
+    found = (EPISODE_FILE.fullmatch(p.name) for p in Path(folder).glob("task*_k*.npz"))
+    return {(int(m[1]), int(m[2])): Path(folder) / m[0] for m in found if m}
 
 
 def load_episodes(folder: Path) -> list[dict]:
     """Every stored episode of a collection, as ``save_episode`` wrote them."""
+    from vla_ch2.factory.demos import split_frames
+
     rows = []
-    for path in sorted(Path(folder).glob("task*_k*.npz")):
-        if path.name.endswith(".partial.npz"):
-            continue
+    for _, path in sorted(stored_episodes(folder).items()):
         with np.load(path) as data:
-            jpeg, offsets = data["jpeg"], data["offsets"]
             rows.append({**json.loads(str(data["meta"])), "labels": data["actions"], "states": data["states"],
-                         "kept": data["kept"], "frames": [jpeg[a:b].tobytes() for a, b in itertools.pairwise(offsets)]})
+                         "kept": data["kept"], "frames": split_frames(data["jpeg"], data["offsets"])})
     return rows
 
 
@@ -213,7 +222,7 @@ def collect(model: str, tasks: list[int], cfg: DaggerConfig, out_dir: Path, work
     """
     out_dir = Path(out_dir)
     folder = out_dir / "episodes"
-    have = {(e["task"], e["k"]) for e in load_episodes(folder)} if folder.is_dir() else set()
+    have = stored_episodes(folder)
     todo = [(t, k) for k in range(cfg.per_task) for t in tasks if (t, k) not in have]
     start = time.time()
     if todo:
@@ -263,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not all(0.0 <= b <= 1.0 for b in args.betas):
         parser.error(f"--betas {args.betas}: each is a probability in [0, 1]")
-    if args.pack_only and not any((args.out / "episodes").glob("task*_k*.npz")):
+    if args.pack_only and not stored_episodes(args.out / "episodes"):
         parser.error(f"--pack-only: no stored episodes in {args.out / 'episodes'}; give the --out of a collection")
     if not args.pack_only and not (Path(args.model) / "config.json").is_file():
         parser.error(f"--model {args.model}: not a checkpoint directory (no config.json there); give the learner's "

@@ -137,12 +137,22 @@ def collect_task(task_id: int, cfg: DemoConfig, out_dir: Path, progress=None) ->
     return summary
 
 
+def join_frames(frames: list[bytes]) -> dict:
+    """JPEG frames as the two arrays a demonstration file stores: their bytes end to end, and where each starts."""
+    return {"jpeg": np.frombuffer(b"".join(frames), dtype=np.uint8),
+            "offsets": np.cumsum([0] + [len(f) for f in frames]).astype(np.int64)}
+
+
+def split_frames(jpeg: np.ndarray, offsets: np.ndarray) -> list[bytes]:
+    """The JPEG frames :func:`join_frames` stored."""
+    return [jpeg[a:b].tobytes() for a, b in zip(offsets[:-1], offsets[1:])]
+
+
 def save_task_demos(path: Path, frames: list[bytes], actions, episodes, task_id: int, language: str) -> None:
     """Write one task's frames (JPEG bytes), 7-D actions and episode ids as ``task_<id>.npz``."""
     np.savez(
         path,
-        jpeg=np.frombuffer(b"".join(frames), dtype=np.uint8),
-        offsets=np.cumsum([0] + [len(f) for f in frames]).astype(np.int64),
+        **join_frames(frames),
         actions=np.asarray(actions, dtype=np.float32).reshape(-1, 7),
         episodes=np.asarray(episodes, dtype=np.int32),
         task_id=np.int32(task_id),
@@ -153,9 +163,8 @@ def save_task_demos(path: Path, frames: list[bytes], actions, episodes, task_id:
 def load_task_demos(path: Path) -> dict:
     """Read one ``task_<id>.npz`` back: JPEG frames, actions, episode ids, instruction."""
     with np.load(path) as data:
-        jpeg, offsets = data["jpeg"], data["offsets"]
         return {
-            "frames": [jpeg[a:b].tobytes() for a, b in zip(offsets[:-1], offsets[1:])],
+            "frames": split_frames(data["jpeg"], data["offsets"]),
             "actions": data["actions"],
             "episodes": data["episodes"],
             "task_id": int(data["task_id"]),

@@ -137,9 +137,9 @@ class ScriptedExpert:
             # Close as soon as the hand is low enough: a condition the camera can see,
             # so a learner can tell from the image alone when to close. The timeout
             # only catches a hand that cannot get that low (over the object, when following).
-            centred = np.linalg.norm((goal - eef)[:2]) < cfg.tolerance
-            low_enough = eef[2] < goal[2] + cfg.close_height and centred
-            near = np.linalg.norm((goal - eef)[:2]) < FOLLOW_WANDER and eef[2] < goal[2] + 0.05
+            off_centre = np.linalg.norm((goal - eef)[:2])
+            low_enough = eef[2] < goal[2] + cfg.close_height and off_centre < cfg.tolerance
+            near = off_centre < FOLLOW_WANDER and eef[2] < goal[2] + 0.05
             stuck = self.counter > cfg.descend_steps and (not self.follow or near)
             if low_enough or stuck:
                 self.phase, self.counter = "close", 0

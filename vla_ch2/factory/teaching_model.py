@@ -332,8 +332,9 @@ def _sequences(prompts: list[list[int]], tokens: np.ndarray, empty_id: int, pad_
     for b, r in enumerate(rows):
         input_ids[b, : len(r)] = torch.tensor(r)
         labels[b, len(r) - C.ACTION_DIM : len(r)] = torch.tensor(r[-C.ACTION_DIM :])
-        for d in sorted(set(range(C.ACTION_DIM)) - set(range(C.ACTION_DIM) if dims is None else dims)):
-            labels[b, len(r) - C.ACTION_DIM + d] = -100
+        for d in range(C.ACTION_DIM):
+            if dims is not None and d not in dims:
+                labels[b, len(r) - C.ACTION_DIM + d] = -100
     return input_ids, labels
 
 
@@ -403,17 +404,17 @@ def train(
     tokenizer = Tokenizer.from_file(str(tokenizer_path))
     modeling = load_modeling()
     init = Path(options["init"]) if options.get("init") else None
-    if init is not None and not (init / "model.safetensors").is_file():
-        raise FileNotFoundError(f"option init: {init} holds no model.safetensors; give a checkpoint directory")
-    if init is not None and not config_overrides:
+    statistics = None
+    if init is not None:  # fine-tune: the starting checkpoint's sizes, vocabulary and action statistics
+        if not (init / "model.safetensors").is_file():
+            raise FileNotFoundError(f"option init: {init} holds no model.safetensors; give a checkpoint directory")
         stored = json.loads((init / "config.json").read_text())
-        config_overrides = {k: stored[k] for k in MODEL_SIZES}
+        if tokenizer.get_vocab_size() != stored["vocab_size"]:
+            raise ValueError(f"option init: {init} has another vocabulary than {tokenizer_path}")
+        config_overrides = config_overrides or {k: stored[k] for k in MODEL_SIZES}
+        statistics = json.loads((init / "dataset_statistics.json").read_text())[SUITE_KEY]
     cfg = modeling.TeachVLAConfig(vocab_size=tokenizer.get_vocab_size(), **(config_overrides or {}))
     holdout = int(options.get("holdout", 0))
-    if init is not None:
-        if tokenizer.get_vocab_size() != json.loads((init / "config.json").read_text())["vocab_size"]:
-            raise ValueError(f"option init: {init} has another vocabulary than {tokenizer_path}")
-    statistics = json.loads((init / "dataset_statistics.json").read_text())[SUITE_KEY] if init else None
     data = load_dataset(data_dir, tokenizer, cfg.vocab_size, hold_steps=options.get("hold_steps", 7), holdout=holdout,
                         drop_still_tail=bool(options.get("drop_still_tail", False)), statistics=statistics)
     n = len(data["frames"])
@@ -776,11 +777,11 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             parser.error(f"--extra-demos or --dagger: {exc}")
         run = json.loads((args.run / "train.json").read_text())
-        init = Path(run.get("options", {}).get("init") or "")
-        if run.get("options", {}).get("init") and not (init / "train.json").is_file():
+        init = run.get("options", {}).get("init")
+        if init and not (Path(init) / "train.json").is_file():
             parser.error(f"the run fine-tuned {init}, which is gone: its records (data, base run) are needed")
         # A fine-tune keeps its starting checkpoint's records, read before anything is written (the two may be one folder).
-        inherited = fine_tune_records(init, run, dagger) if run.get("options", {}).get("init") else {}
+        inherited = fine_tune_records(Path(init), run, dagger) if init else {}
         digest = export_checkpoint(args.run / "weights.pt", args.run / "train.json", args.tokenizer, args.out)
         for name, rows in inherited.items():
             write_record(args.out / name, rows)
