@@ -2,11 +2,16 @@
 # One DAgger round for the teaching model on the lent GPU machine, in three calls (LIBERO staged there
 # first: scripts/device_sim_bundle.py). Everything stays under /tmp/dagger on that machine between calls.
 #   bash scripts/dagger_device.sh collect MODEL SECONDS ROUND [PER_TASK]   learner-driven episodes, expert labels
-#   bash scripts/dagger_device.sh train STEPS:LR[:SEED] ...                 fine-tune MODEL's weights, one candidate each
+#   bash scripts/dagger_device.sh demos SECONDS PER_BATCH FIRST_SEED TASK... expert demonstrations on fresh layouts
+#   bash scripts/dagger_device.sh train STEPS:LR[:SEED[:SET]] ...           fine-tune MODEL's weights, one candidate each
 #   bash scripts/dagger_device.sh validate SECONDS PER_TASK MODEL...        fresh validation layouts, policies on the CPU
 # WORKERS (default 15) simulator processes; BATCH (default 1024) training batch; TEXT (default .devdata/text.txt);
 # EXTRA_DATA more folders of task_*.npz to train on (e.g. DAgger episodes collected on this CPU machine, carried);
 # MODEL the checkpoint to fine-tune when no collect stage ran on this machine.
+# demos: WORKERS slots take batches of PER_BATCH tries, one (task, seed) each, the TASK list in turn (name a task
+# twice to give it twice the batches), seeds FIRST_SEED on; a batch still running at SECONDS is dropped whole.
+# SET (train): all (DAgger episodes and demonstrations, the default), demos, dagger, or all-xyz (all, with the
+# rotation dimensions left out of the loss).
 # Candidates are exported to /tmp/dagger/cand/<STEPS_LR_SEED> and come back as $OUT/cand_<STEPS_LR_SEED>.tgz.
 set -euo pipefail
 stage=$1; shift
@@ -21,24 +26,48 @@ case "$stage" in
       --betas 0 0 0.5 --round "$round" --workers "$W" --max-seconds "$seconds" > "$root/collect$round.log"
     grep task_id "$root/collect$round.log"
     ;;
+  demos)
+    seconds=$1 per_batch=$2 seed=$3; shift 3
+    mkdir -p "$root/demos"
+    jobs=()
+    for _ in $(seq 40); do for task in "$@"; do jobs+=("$task $seed"); done; seed=$((seed + 1)); done
+    printf '%s\n' "${jobs[@]}" | timeout "$seconds" xargs -P "$W" -L 1 sh -c \
+      'python3 -m vla_ch2.factory.teaching_model demos --tasks "$0" --per-task '"$per_batch"' --seed "$1" \
+         --image-size 96 --jpeg-quality 80 --noisy-fraction 0.5 --keep-every 2 --out '"$root"'/demos/tmp_t$0_s$1 \
+         >> '"$root"'/demos.log 2>&1 && mv '"$root"'/demos/tmp_t$0_s$1 '"$root"'/demos/t$0_s$1' || true
+    pkill -f 'teaching_model demos' || true; sleep 2  # timeout stops xargs, not the batches it started
+    rm -rf "$root"/demos/tmp_*
+    python3 - "$root/demos.log" <<'EOF'
+import json, sys
+rows = [json.loads(line) for line in open(sys.argv[1]) if line.startswith('{"task_id"')]
+for t in sorted({r["task_id"] for r in rows}):
+    mine = [r for r in rows if r["task_id"] == t]
+    print(f"task {t}: {sum(r['kept'] for r in mine)} kept of {sum(r['tries'] for r in mine)} tries,",
+          f"{sum(r['frames'] for r in mine)} frames")
+EOF
+    ;;
   train)
     model=${MODEL:-$(cat "$root/model")}
     echo "$model" > "$root/model"
-    data="$( (ls -d "$root"/data* 2>/dev/null || true) | paste -sd' ') ${EXTRA_DATA:-}"
+    dagger="$( (ls -d "$root"/data* 2>/dev/null || true) | paste -sd' ') ${EXTRA_DATA:-}"
+    demos="$( (ls -d "$root"/demos/t* 2>/dev/null || true) | paste -sd' ')"
     pids=()
     mkdir -p "$root/run"
     for spec in "$@"; do
-      IFS=: read -r steps lr seed <<< "$spec"; seed=${seed:-0}; name=${steps}_${lr}_${seed}
+      IFS=: read -r steps lr seed set <<< "$spec"; seed=${seed:-0}; set=${set:-all}; name=${steps}_${lr}_${seed}_${set}
+      case "$set" in demos) data=$demos ;; dagger) data=$dagger ;; *) data="$dagger $demos" ;; esac
+      extra=""; [ "$set" = all-xyz ] && extra=', "loss_dims": [0, 1, 2, 6]'
       python3 -m vla_ch2.factory.teaching_model train --data $data --tokenizer "$model/tokenizer.json" \
         --text "${TEXT:-.devdata/text.txt}" --out "$root/run/$name" --steps "$steps" --batch-size "${BATCH:-1024}" \
-        --lr "$lr" --options "{\"init\": \"$model\", \"jitter\": true, \"crop_area_min\": 0.7, \"seed\": $seed}" \
+        --lr "$lr" --options "{\"init\": \"$model\", \"jitter\": true, \"crop_area_min\": 0.7, \"seed\": $seed, \"max_seconds\": ${MAXS:-1e9}$extra}" \
         > "$root/run/$name.log" 2>&1 &
       pids+=($!)
     done
     status=0
     for pid in "${pids[@]}"; do wait "$pid" || status=1; done
     for spec in "$@"; do
-      IFS=: read -r steps lr seed <<< "$spec"; seed=${seed:-0}; name=${steps}_${lr}_${seed}
+      IFS=: read -r steps lr seed set <<< "$spec"; seed=${seed:-0}; set=${set:-all}; name=${steps}_${lr}_${seed}_${set}
+      case "$set" in demos) data=$demos ;; dagger) data=$dagger ;; *) data="$dagger $demos" ;; esac
       tail -2 "$root/run/$name.log"
       python3 -m vla_ch2.factory.teaching_model export --run "$root/run/$name" --tokenizer "$model/tokenizer.json" \
         --out "$root/cand/$name" --dagger $data
