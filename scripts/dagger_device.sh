@@ -9,7 +9,7 @@
 # EXTRA_DATA more folders of task_*.npz to train on (e.g. DAgger episodes collected on this CPU machine, carried);
 # MODEL the checkpoint to fine-tune when no collect stage ran on this machine.
 # demos: WORKERS slots take batches of PER_BATCH tries, one (task, seed) each, the TASK list in turn (name a task
-# twice to give it twice the batches), seeds FIRST_SEED on; a batch still running at SECONDS is dropped whole.
+# twice to give it twice the batches), one seed per batch from FIRST_SEED on; a batch still running at SECONDS is dropped whole.
 # SET (train): all (DAgger episodes and demonstrations, the default), demos, dagger, or all-xyz (all, with the
 # rotation dimensions left out of the loss).
 # Candidates are exported to /tmp/dagger/cand/<STEPS_LR_SEED> and come back as $OUT/cand_<STEPS_LR_SEED>.tgz.
@@ -30,16 +30,17 @@ case "$stage" in
     seconds=$1 per_batch=$2 seed=$3; shift 3
     mkdir -p "$root/demos"
     jobs=()
-    for _ in $(seq 40); do for task in "$@"; do jobs+=("$task $seed"); done; seed=$((seed + 1)); done
+    # Every batch has its own seed (a task named twice must not run the same layouts twice).
+    for _ in $(seq 40); do for task in "$@"; do jobs+=("$task $seed"); seed=$((seed + 1)); done; done
     printf '%s\n' "${jobs[@]}" | timeout "$seconds" xargs -P "$W" -L 1 sh -c \
       'python3 -m vla_ch2.factory.teaching_model demos --tasks "$0" --per-task '"$per_batch"' --seed "$1" \
          --image-size 96 --jpeg-quality 80 --noisy-fraction 0.5 --keep-every 2 --out '"$root"'/demos/tmp_t$0_s$1 \
          >> '"$root"'/demos.log 2>&1 && mv '"$root"'/demos/tmp_t$0_s$1 '"$root"'/demos/t$0_s$1' || true
     pkill -f 'teaching_model demos' || true; sleep 2  # timeout stops xargs, not the batches it started
     rm -rf "$root"/demos/tmp_*
-    python3 - "$root/demos.log" <<'EOF'
+    python3 - "$root"/demos/t*/task_*.json <<'EOF'
 import json, sys
-rows = [json.loads(line) for line in open(sys.argv[1]) if line.startswith('{"task_id"')]
+rows = [json.load(open(path))["summary"] for path in sys.argv[1:]]  # the batches that finished and were kept
 for t in sorted({r["task_id"] for r in rows}):
     mine = [r for r in rows if r["task_id"] == t]
     print(f"task {t}: {sum(r['kept'] for r in mine)} kept of {sum(r['tries'] for r in mine)} tries,",
