@@ -3,7 +3,7 @@
 # first: scripts/device_sim_bundle.py). Everything stays under /tmp/dagger on that machine between calls.
 #   bash scripts/dagger_device.sh collect MODEL SECONDS ROUND [PER_TASK]   learner-driven episodes, expert labels
 #   bash scripts/dagger_device.sh demos SECONDS PER_BATCH FIRST_SEED TASK... expert demonstrations on fresh layouts
-#   bash scripts/dagger_device.sh train STEPS:LR[:SEED[:SET]] ...           fine-tune MODEL's weights, one candidate each
+#   bash scripts/dagger_device.sh train STEPS:LR[:SEED[:SET[:FROM]]] ...    fine-tune MODEL's weights, one candidate each
 #   bash scripts/dagger_device.sh validate SECONDS PER_TASK MODEL...        fresh validation layouts, policies on the CPU
 # WORKERS (default 15) simulator processes; BATCH (default 1024) training batch; TEXT (default .devdata/text.txt);
 # EXTRA_DATA more folders of task_*.npz to train on (e.g. DAgger episodes collected on this CPU machine, carried);
@@ -11,8 +11,9 @@
 # demos: WORKERS slots take batches of PER_BATCH tries, one (task, seed) each, the TASK list in turn (name a task
 # twice to give it twice the batches), one seed per batch from FIRST_SEED on; a batch still running at SECONDS is dropped whole.
 # SET (train): all (DAgger episodes and demonstrations, the default), demos, dagger, or all-xyz (all, with the
-# rotation dimensions left out of the loss).
-# Candidates are exported to /tmp/dagger/cand/<STEPS_LR_SEED> and come back as $OUT/cand_<STEPS_LR_SEED>.tgz.
+# rotation dimensions left out of the loss). FROM: model (fine-tune MODEL, the default) or scratch (MODEL's sizes,
+# new weights and action statistics: MODEL's recipe on this data).
+# Candidates are exported to /tmp/dagger/cand/<STEPS_LR_SEED_SET_FROM> and come back as $OUT/cand_<...>.tgz.
 set -euo pipefail
 stage=$1; shift
 W=${WORKERS:-15}
@@ -54,24 +55,30 @@ EOF
     demos="$( (ls -d "$root"/demos/t* 2>/dev/null || true) | paste -sd' ')"
     pids=()
     mkdir -p "$root/run"
+    sizes=$(python3 -c "import json, sys; c = json.load(open(sys.argv[1]))['config']; c.pop('vocab_size'); print(json.dumps(c))" \
+      "$model/train.json")
     for spec in "$@"; do
-      IFS=: read -r steps lr seed set <<< "$spec"; seed=${seed:-0}; set=${set:-all}; name=${steps}_${lr}_${seed}_${set}
+      IFS=: read -r steps lr seed set from <<< "$spec"; seed=${seed:-0}; set=${set:-all}; from=${from:-model}
+      name=${steps}_${lr}_${seed}_${set}_${from}
       case "$set" in demos) data=$demos ;; dagger) data=$dagger ;; *) data="$dagger $demos" ;; esac
       extra=""; [ "$set" = all-xyz ] && extra=', "loss_dims": [0, 1, 2, 6]'
-      python3 -m vla_ch2.factory.teaching_model train --data $data --tokenizer "$model/tokenizer.json" \
+      start="\"init\": \"$model\", "; config=(); [ "$from" = scratch ] && start="" && config=(--config "$sizes")
+      python3 -m vla_ch2.factory.teaching_model train --data $data --tokenizer "$model/tokenizer.json" "${config[@]}" \
         --text "${TEXT:-.devdata/text.txt}" --out "$root/run/$name" --steps "$steps" --batch-size "${BATCH:-1024}" \
-        --lr "$lr" --options "{\"init\": \"$model\", \"jitter\": true, \"crop_area_min\": 0.7, \"seed\": $seed, \"max_seconds\": ${MAXS:-1e9}$extra}" \
+        --lr "$lr" --options "{$start\"jitter\": true, \"crop_area_min\": 0.7, \"seed\": $seed, \"max_seconds\": ${MAXS:-1e9}$extra}" \
         > "$root/run/$name.log" 2>&1 &
       pids+=($!)
     done
     status=0
     for pid in "${pids[@]}"; do wait "$pid" || status=1; done
     for spec in "$@"; do
-      IFS=: read -r steps lr seed set <<< "$spec"; seed=${seed:-0}; set=${set:-all}; name=${steps}_${lr}_${seed}_${set}
+      IFS=: read -r steps lr seed set from <<< "$spec"; seed=${seed:-0}; set=${set:-all}; from=${from:-model}
+      name=${steps}_${lr}_${seed}_${set}_${from}
       case "$set" in demos) data=$demos ;; dagger) data=$dagger ;; *) data="$dagger $demos" ;; esac
       tail -2 "$root/run/$name.log"
+      records=(--dagger $data); [ "$from" = scratch ] && records=(--extra-demos $demos)
       python3 -m vla_ch2.factory.teaching_model export --run "$root/run/$name" --tokenizer "$model/tokenizer.json" \
-        --out "$root/cand/$name" --dagger $data
+        --out "$root/cand/$name" "${records[@]}"
       if [ -n "${OUT:-}" ]; then tar czf "$OUT/cand_$name.tgz" -C "$root/cand" "$name"; fi
     done
     exit $status
