@@ -433,6 +433,25 @@ def v1_v2_signatures(old: Path = R / "drills-matrix", new: Path = R / "v2" / "dr
     return "\n".join(lines) + "\n"
 
 
+def validation_table(directory: Path = R / "v2" / "round2") -> str:
+    """Candidates on fresh validation layouts: one row each, per-task successes, total with its standard error."""
+    rows = [json.loads(line) for line in (directory / "validation.jsonl").read_text().splitlines() if line.strip()]
+    candidates = json.loads((directory / "candidates.json").read_text())
+    tasks = sorted({r["task"] for r in rows})
+    lines = ["| model | data | training | " + " | ".join(f"t{t}" for t in tasks) + " | all |",
+             "|---|---|---|" + "---:|" * (len(tasks) + 1)]
+    for c in candidates:
+        mine = [r for r in rows if r["model"] == c["model"]]
+        if not mine:
+            raise ValueError(f"{directory / 'candidates.json'}: no validation episodes of {c['model']}")
+        n, s = len(mine), sum(r["success"] for r in mine)
+        se = 100 * ((s / n) * (1 - s / n) / n) ** 0.5
+        cells = [f"{sum(r['success'] for r in mine if r['task'] == t)}/{sum(r['task'] == t for r in mine)}" for t in tasks]
+        lines.append(f"| {c['name']} | {c['data']} | {c['training']} | " + " | ".join(cells)
+                     + f" | **{s}/{n}** ({100 * s / n:.1f} % +- {se:.1f}) |")
+    return "\n".join(lines) + "\n"
+
+
 def main(only: list[str] | None = None) -> None:
     """Write every table (or only the named ones, e.g. ``taxonomy.md``)."""
     OUT.mkdir(parents=True, exist_ok=True)
@@ -456,6 +475,7 @@ def main(only: list[str] | None = None) -> None:
         "v2_drills.md": lambda: drills_table(R / "v2" / "drills"),
         "v2_signatures.md": v1_v2_signatures,
         "v2_drills_matrix.md": lambda: matrix_table(R / "v2" / "drills-matrix"),
+        "v2_round2.md": validation_table,
     }
     for name, make in makers.items():
         if only and name not in only:

@@ -50,14 +50,27 @@ def test_the_grading_fixtures_are_the_committed_drills(tmp_path, monkeypatch):
     assert gzip.decompress((tmp_path / "drills.jsonl.gz").read_bytes()) == gzip.decompress(committed.read_bytes())
 
 
-@pytest.mark.parametrize("name", ["taxonomy.md", "drill_fixtures.md", "agreement.md", "image_path.md"])
+@pytest.mark.parametrize("name", ["taxonomy.md", "drill_fixtures.md", "agreement.md", "image_path.md", "v2_round2.md"])
 def test_the_generated_tables_are_current(name, monkeypatch):
     monkeypatch.chdir(REPO)
     module = _script("results_tables")
     make = {"taxonomy.md": module.taxonomy_table, "drill_fixtures.md": module.fixtures_table,
-            "agreement.md": module.agreement_table, "image_path.md": module.image_path_table}[name]
+            "agreement.md": module.agreement_table, "image_path.md": module.image_path_table,
+            "v2_round2.md": module.validation_table}[name]
     committed = (REPO / "docs" / "results" / "_generated" / name).read_text(encoding="utf-8")
     assert make() == committed, f"run `python scripts/results_tables.py {name}`"
+
+
+def test_the_validation_table_counts_episodes_and_names_a_candidate_without_any(tmp_path):
+    module = _script("results_tables")
+    rows = [{"model": "a", "task": t, "k": k, "success": k < t + 1} for t in (0, 1) for k in range(4)]
+    (tmp_path / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "candidates.json").write_text(json.dumps([{"model": "a", "name": "A", "data": "d", "training": "t"}]))
+    table = module.validation_table(tmp_path)
+    assert "| A | d | t | 1/4 | 2/4 | **3/8** (37.5 % +- 17.1) |" in table
+    (tmp_path / "candidates.json").write_text(json.dumps([{"model": "b", "name": "B", "data": "d", "training": "t"}]))
+    with pytest.raises(ValueError, match="no validation episodes of b"):
+        module.validation_table(tmp_path)
 
 
 def test_the_chapters_cause_is_always_credited_and_measured_ones_are_added():
