@@ -114,13 +114,17 @@ class Block(nn.Module):
                                  nn.Linear(mlp_ratio * dim, dim))
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x, causal: bool, cache: KVCache | None = None):
+    def forward(self, x, causal: bool, cache: KVCache | None = None, last_only: bool = False):
+        """``last_only``: every position's keys and values, but the output of the last position alone
+        (what the trunk's last block owes the next token; the other outputs would be thrown away)."""
         b, n, d = x.shape
         norm1, norm2, fc1, gelu, fc2 = self.norm1, self.norm2, self.mlp[0], self.mlp[1], self.mlp[2]
         h = F.layer_norm(x, norm1.normalized_shape, norm1.weight, norm1.bias, norm1.eps)
         q, k, v = F.linear(h, self.qkv.weight, self.qkv.bias).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         if cache is not None:
             k, v = cache.extend(k, v)
+        if last_only and n > 1:  # the last query sees every position: no mask needed
+            q, x, n = q[:, :, -1:], x[:, -1:], 1
         # With a cache, new queries sit at the end: a causal mask is only needed for the prefix.
         is_causal = causal and q.shape[2] == k.shape[2] and n > 1
         attn = F.scaled_dot_product_attention(q, k, v, is_causal=is_causal)
@@ -193,19 +197,21 @@ class TeachVLACore(nn.Module):
         block) enables incremental decoding."""
         x = self.embed_inputs(input_ids, pixel_values)
         x = x + self.pos[:, offset : offset + x.shape[1]]
+        last = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
-            x = block(x, causal=True, cache=None if caches is None else caches[i])
-        if last_only:
-            x = x[:, -1:]
+            x = block(x, causal=True, cache=None if caches is None else caches[i], last_only=last_only and i == last)
         norm = self.norm
         return self.lm_head(F.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps))
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def generate_greedy(self, input_ids, pixel_values, max_new_tokens: int):
         """Greedy decoding with a key/value cache (OpenVLA: ``do_sample=False``).
 
-        The image and prompt pass through the trunk once; each new token is
-        then one pass over a single position against the cached keys and values.
+        The image and prompt pass through the trunk once (its last block
+        computes the last position's output alone); each new token is then
+        one pass over a single position against the cached keys and values.
+        Inference mode, not ``no_grad``: no tensor here is ever differentiated,
+        and each of the some 300 small operations of an action then costs less.
         """
         prefix = input_ids.shape[1] + (self.cfg.n_patches if pixel_values is not None else 0)
         like = self.embed.weight.new_empty(input_ids.shape[0], 1, self.cfg.d_model)
