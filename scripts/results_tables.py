@@ -452,6 +452,33 @@ def validation_table(directory: Path = R / "v2" / "round2") -> str:
     return "\n".join(lines) + "\n"
 
 
+def grasp_tolerance_table(path: Path = R / "v2" / "grasp_tolerance.jsonl") -> str:
+    """The expert aimed off by r (scripts/grasp_tolerance.py): successes per object and aim error."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    tasks = sorted({r["task"] for r in rows})
+    names = {r["task"]: r["object"].rsplit("_", 1)[0].replace("_", " ") for r in rows}
+    lines = ["| aim error | " + " | ".join(f"{t}: {names[t]}" for t in tasks) + " |",
+             "|---|" + "---:|" * len(tasks)]
+    for radius in sorted({r["radius"] for r in rows}):
+        cells = []
+        for t in tasks:
+            mine = [r for r in rows if r["task"] == t and r["radius"] == radius]
+            cells.append(f"{sum(r['success'] for r in mine)}/{len(mine)}")
+        lines.append(f"| {100 * radius:.1f} cm | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def speed_ab_table(directory: Path = R / "v2" / "speed-ab") -> str:
+    """Two loop benches run back to back on one machine: the model code before and after a change."""
+    before, after = (json.loads((directory / f"{n}.json").read_text()) for n in ("before", "after"))
+    keys = ["bare_env_step_ms", "policy_ms_per_action", "model_ms_per_action", "crop_ms", "processor_ms",
+            "image_path_ms", "policy_over_bare", "model_over_bare", "loop_over_bare"]
+    lines = ["| measure | before | after | after / before |", "|---|---:|---:|---:|"]
+    for k in keys:
+        lines.append(f"| `{k}` | {before[k]} | {after[k]} | {after[k] / before[k]:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(only: list[str] | None = None) -> None:
     """Write every table (or only the named ones, e.g. ``taxonomy.md``)."""
     OUT.mkdir(parents=True, exist_ok=True)
@@ -476,6 +503,8 @@ def main(only: list[str] | None = None) -> None:
         "v2_signatures.md": v1_v2_signatures,
         "v2_drills_matrix.md": lambda: matrix_table(R / "v2" / "drills-matrix"),
         "v2_round2.md": validation_table,
+        "grasp_tolerance.md": grasp_tolerance_table,
+        "speed_ab.md": speed_ab_table,
     }
     for name, make in makers.items():
         if only and name not in only:
