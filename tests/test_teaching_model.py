@@ -281,3 +281,19 @@ def test_a_run_of_twenty_steps_trains(tmp_path):
     summary = train(tmp_path, tmp_path / "run", CHECKPOINT_DIR / "tokenizer.json", None, steps=20, batch_size=2,
                     device="cpu", config_overrides=tiny)
     assert summary["steps"] == 20 and (tmp_path / "run" / "weights.pt").is_file()
+
+
+@pytest.mark.parametrize("argv, named", [(["--radii", "0.2"], "--radii"), (["--directions", "0"], "--directions")])
+def test_grasp_tolerance_refuses_a_bad_aim_error_or_direction_count_before_any_simulator_starts(argv, named, capsys,
+                                                                                                tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("grasp_tolerance", Path(__file__).resolve().parents[1] / "scripts"
+                                                  / "grasp_tolerance.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(SystemExit) as stop:
+        module.main([*argv, "--out", str(tmp_path / "out.jsonl")])
+    assert stop.value.code == 2
+    assert named in capsys.readouterr().err
+    assert not (tmp_path / "out.jsonl").exists()

@@ -48,3 +48,23 @@ def test_a_worker_ends_when_its_parent_is_killed(tmp_path):
     while not _gone(worker) and time.time() < deadline:
         time.sleep(0.1)
     assert _gone(worker), "the worker outlived its killed parent"
+
+
+def _echo(jobs, results) -> None:
+    while (job := jobs.get()) is not None:
+        results.put({"error": f"job {job} is bad"} if job == "bad" else {"job": job})
+
+
+def test_pool_to_jsonl_writes_every_result_and_stops_at_an_error_keeping_what_came_before(tmp_path):
+    import json
+
+    from vla_ch2.env import pool_to_jsonl
+
+    out = tmp_path / "rows.jsonl"
+    rows = pool_to_jsonl(_echo, [1, 2, 3], 1, out)
+    assert sorted(r["job"] for r in rows) == [1, 2, 3]
+    assert [json.loads(line) for line in out.read_text().splitlines()] == rows
+    with pytest.raises(RuntimeError, match="^a checker failed: job bad is bad"):
+        pool_to_jsonl(_echo, [4, "bad", 5], 1, out, name="a checker")
+    assert [json.loads(line)["job"] for line in out.read_text().splitlines()] == [*(r["job"] for r in rows), 4]
+    assert pool_to_jsonl(_echo, [], 1, out) == []

@@ -225,6 +225,30 @@ def worker_pool(target, jobs, workers: int, *args):
                 proc.terminate()
 
 
+def pool_to_jsonl(target, jobs: list, workers: int, out, *args, name: str = "a worker") -> list[dict]:
+    """Run ``jobs`` in a :func:`worker_pool`, appending each result to ``out`` as one JSON line as it arrives.
+
+    Returns the new rows (each is also printed). A result ``{"error": ...}``
+    stops the run with a ``RuntimeError`` that starts with ``name``; the lines
+    written before it stay, so a rerun that skips them resumes.
+    """
+    import json
+
+    rows = []
+    if not jobs:
+        return rows
+    with worker_pool(target, jobs, workers, *args) as results, open(out, "a", encoding="utf-8") as handle:
+        for _ in jobs:
+            row = results.get()
+            if "error" in row:
+                raise RuntimeError(f"{name} failed: {row['error']}")
+            handle.write(json.dumps(row) + "\n")
+            handle.flush()
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    return rows
+
+
 def quiet_robosuite() -> None:
     """Silence robosuite's macro-file warnings, which say nothing to a reader."""
     import logging

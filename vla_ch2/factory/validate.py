@@ -18,7 +18,7 @@ import argparse
 import json
 from pathlib import Path
 
-from vla_ch2.env import worker_pool
+from vla_ch2.env import pool_to_jsonl
 
 VALIDATION_SEED_BASE = 200_000
 
@@ -81,17 +81,7 @@ def validate(models: list[str], tasks: list[int], per_task: int, workers: int, o
     done = {(r["model"], r["task"], r["k"]) for r in rows}
     # Interleave the models so that a run cut short still compares them on the same episodes.
     todo = [(m, t, k) for k in range(per_task) for t in tasks for m in models if (m, t, k) not in done]
-    if todo:
-        with worker_pool(_worker, todo, workers, suite, device) as results, open(out, "a", encoding="utf-8") as handle:
-            for _ in todo:
-                row = results.get()
-                if "error" in row:
-                    raise RuntimeError(f"a validation worker failed: {row['error']}")
-                handle.write(json.dumps(row) + "\n")
-                handle.flush()
-                rows.append(row)
-                print(json.dumps(row), flush=True)
-    return rows
+    return rows + pool_to_jsonl(_worker, todo, workers, out, suite, device, name="a validation worker")
 
 
 def table(rows: list[dict]) -> dict:
