@@ -4,10 +4,13 @@ The policy sees one 96-pixel camera image (about 0.9 cm per pixel at the
 objects), so a grasp it aims from pixels is off by some millimetres. This
 script measures what such an error costs per object: the expert
 (:class:`vla_ch2.factory.expert.ScriptedExpert`) closes ``r`` metres sideways
-from its usual grasp point, in evenly spaced directions, and may not try again
+from its usual grasp point, in evenly spaced directions, or ``h`` metres above
+it (``--heights``: it closes that much higher), and may not try again
 (``max_attempts=0``). Success then means the misaimed grasp still held.
 
     python scripts/grasp_tolerance.py --radii 0.005 0.01 0.02 --directions 6 --workers 2 \\
+        --out docs/results/v2/grasp_tolerance.jsonl
+    python scripts/grasp_tolerance.py --radii 0 --heights 0.005 0.01 0.02 --directions 4 --workers 2 \\
         --out docs/results/v2/grasp_tolerance.jsonl
 
 Layouts are fresh (seeds ``LAYOUT_BASE`` + 1000 * task + k, used by nothing
@@ -40,7 +43,7 @@ def _worker(jobs, results, suite: str) -> None:
     tasks = {}
     try:
         while (job := jobs.get()) is not None:
-            task_id, radius, k, directions = job
+            task_id, radius, height, k, directions = job
             if task_id not in tasks:
                 tasks[task_id] = LiberoTask(suite, task_id)
             task = tasks[task_id]
@@ -48,13 +51,13 @@ def _worker(jobs, results, suite: str) -> None:
             for _ in range(C.NUM_WAIT_STEPS):
                 obs, _, _, _ = task.step(C.WAIT_ACTION)
             angle = 2 * math.pi * k / directions
-            miss = (radius * math.cos(angle), radius * math.sin(angle), 0.0)
+            miss = (radius * math.cos(angle), radius * math.sin(angle), height)
             expert = ScriptedExpert(task.env.env.obj_of_interest[0], config=ExpertConfig(max_attempts=0), miss=miss)
             done, steps = False, 0
             while not done and steps < MAX_STEPS:
                 obs, _, done, _ = task.step(expert.act(obs))
                 steps += 1
-            results.put({"task": task_id, "radius": radius, "k": k, "angle_deg": round(math.degrees(angle), 1),
+            results.put({"task": task_id, "radius": radius, "height": height, "k": k, "angle_deg": round(math.degrees(angle), 1),
                          "layout_seed": LAYOUT_BASE + 1000 * task_id + k, "success": bool(done), "steps": steps,
                          "object": task.env.env.obj_of_interest[0]})
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which stops with the message
@@ -71,26 +74,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--suite", default="libero_object")
     parser.add_argument("--tasks", default="all")
     parser.add_argument("--radii", type=float, nargs="+", default=[0.005, 0.01, 0.02], help="aim errors, metres")
+    parser.add_argument("--heights", type=float, nargs="+", default=[0.0], help="closing this much higher, metres")
     parser.add_argument("--directions", type=int, default=6, help="evenly spaced directions (one layout each)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    if args.directions < 1 or any(not 0 <= r < 0.1 for r in args.radii):
-        parser.error("--directions must be at least 1 and every --radii value in [0, 0.1) metres")
+    if args.directions < 1 or any(not 0 <= r < 0.1 for r in args.radii + args.heights):
+        parser.error("--directions must be at least 1 and every --radii and --heights value in [0, 0.1) metres")
     tasks = parse_tasks(args.tasks, 10)
     rows = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.is_file() else []
-    done = {(r["task"], r["radius"], r["k"]) for r in rows}
-    todo = [(t, r, k, args.directions) for r in args.radii for k in range(args.directions) for t in tasks
-            if (t, r, k) not in done]
+    done = {(r["task"], r["radius"], r.get("height", 0.0), r["k"]) for r in rows}
+    todo = [(t, r, h, k, args.directions) for r in args.radii for h in args.heights for k in range(args.directions)
+            for t in tasks if (t, r, h, k) not in done]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     try:
         rows += pool_to_jsonl(_worker, todo, args.workers, args.out, args.suite, name="a grasp-tolerance worker")
     except RuntimeError as exc:
         raise SystemExit(str(exc)) from None
-    for radius in sorted({r["radius"] for r in rows}):
-        per_task = " ".join(f"{t}:{sum(x['success'] for x in rows if x['task'] == t and x['radius'] == radius)}/"
-                            f"{sum(1 for x in rows if x['task'] == t and x['radius'] == radius)}" for t in tasks)
-        print(f"{100 * radius:.1f} cm: {per_task}")
+    for aim in sorted({(r["radius"], r.get("height", 0.0)) for r in rows}):
+        mine = [x for x in rows if (x["radius"], x.get("height", 0.0)) == aim]
+        per_task = " ".join(f"{t}:{sum(x['success'] for x in mine if x['task'] == t)}/"
+                            f"{sum(1 for x in mine if x['task'] == t)}" for t in tasks)
+        print(f"{100 * aim[0]:.1f} cm aside, {100 * aim[1]:.1f} cm up: {per_task}")
     return 0
 
 

@@ -8,7 +8,10 @@ object positions at the first policy step and at the end.
     python scripts/replay_objects.py --task 6 --seeds 0,1 [--model DIR]
 
 One JSON line per episode: success, steps, every object that moved more than
-1 cm (metres), where the hand ended, and where the basket is.
+1 cm (metres), where the hand ended, where the basket is, and just after the
+first closing command the step and the hand's offset from the task's object (x, y,
+z in metres, world frame; the scripted expert closes about 1 cm above its
+grasp point, aimed -1 cm in x on the cream cheese).
 """
 
 from __future__ import annotations
@@ -29,17 +32,23 @@ def replay(task, policy, seed: int) -> dict:
     """Run one episode of the loop and report how the scene changed."""
     from vla_ch2.loop import EpisodeResult, run_episode
 
-    result, start = EpisodeResult(seed=seed), None
-    for _ in run_episode(task, policy, seed=seed, result=result):
+    result, start, close = EpisodeResult(seed=seed), None, None
+    target = task.env.env.obj_of_interest[0]
+    for step, record in enumerate(run_episode(task, policy, seed=seed, result=result)):
         if start is None:
             start = object_positions(task.env.env._get_observations())
+        if close is None and record["action"][-1] > 0:  # just after the first closing command: where is the hand?
+            now = task.env.env._get_observations()
+            offset = np.asarray(now["robot0_eef_pos"], dtype=float) - np.asarray(now[f"{target}_pos"], dtype=float)
+            close = {"step": step, "hand_minus_target": np.round(offset, 3).tolist()}
     obs = task.env.env._get_observations()
     end = object_positions(obs)
     moved = {name: round(float(np.linalg.norm(end[name] - start[name])), 3) for name in start}
     eef = np.asarray(obs["robot0_eef_pos"], dtype=float)
     return {"task": task.task_id, "seed": seed, "success": result.success, "steps": result.steps,
             "moved": {k: v for k, v in sorted(moved.items(), key=lambda kv: -kv[1]) if v > 0.01},
-            "hand_end": np.round(eef, 3).tolist(), "basket": np.round(end.get("basket_1", np.zeros(3)), 3).tolist()}
+            "hand_end": np.round(eef, 3).tolist(), "basket": np.round(end.get("basket_1", np.zeros(3)), 3).tolist(),
+            "first_close": close}
 
 
 def _seeds(text: str) -> list[int]:

@@ -453,18 +453,20 @@ def validation_table(directory: Path = R / "v2" / "round2") -> str:
 
 
 def grasp_tolerance_table(path: Path = R / "v2" / "grasp_tolerance.jsonl") -> str:
-    """The expert aimed off by r (scripts/grasp_tolerance.py): successes per object and aim error."""
+    """The expert closing aside or higher than it should (scripts/grasp_tolerance.py): successes per object."""
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     tasks = sorted({r["task"] for r in rows})
     names = {r["task"]: r["object"].rsplit("_", 1)[0].replace("_", " ") for r in rows}
-    lines = ["| aim error | " + " | ".join(f"{t}: {names[t]}" for t in tasks) + " |",
+    lines = ["| closing off by | " + " | ".join(f"{t}: {names[t]}" for t in tasks) + " |",
              "|---|" + "---:|" * len(tasks)]
-    for radius in sorted({r["radius"] for r in rows}):
+    aims = sorted({(r["radius"], r.get("height", 0.0)) for r in rows}, key=lambda a: (a[1] > 0, a[1], a[0]))
+    for radius, height in aims:
         cells = []
         for t in tasks:
-            mine = [r for r in rows if r["task"] == t and r["radius"] == radius]
+            mine = [r for r in rows if r["task"] == t and (r["radius"], r.get("height", 0.0)) == (radius, height)]
             cells.append(f"{sum(r['success'] for r in mine)}/{len(mine)}")
-        lines.append(f"| {100 * radius:.1f} cm | " + " | ".join(cells) + " |")
+        label = f"{100 * height:.1f} cm higher" if height else f"{100 * radius:.1f} cm aside" if radius else "on target"
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -283,7 +283,8 @@ def test_a_run_of_twenty_steps_trains(tmp_path):
     assert summary["steps"] == 20 and (tmp_path / "run" / "weights.pt").is_file()
 
 
-@pytest.mark.parametrize("argv, named", [(["--radii", "0.2"], "--radii"), (["--directions", "0"], "--directions")])
+@pytest.mark.parametrize("argv, named", [(["--radii", "0.2"], "--radii"), (["--heights", "-0.01"], "--heights"),
+                                         (["--directions", "0"], "--directions")])
 def test_grasp_tolerance_refuses_a_bad_aim_error_or_direction_count_before_any_simulator_starts(argv, named, capsys,
                                                                                                 tmp_path):
     import importlib.util
