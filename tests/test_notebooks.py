@@ -35,14 +35,23 @@ def _runner():
 
 
 def _texts(notebook) -> list[str]:
+    """Every code cell's printed and displayed text, in order. Consecutive stdout chunks are joined: how the
+    kernel splits one cell's printing into messages depends on timing, not on what was printed."""
     out = []
     for cell in notebook.cells:
         if cell.cell_type != "code":
             continue
+        streaming = False
         for output in cell.get("outputs", []):
             if output.get("output_type") == "stream" and output.get("name") == "stdout":
-                out.append(output["text"])
-            elif "text/plain" in output.get("data", {}):
+                if streaming:
+                    out[-1] += output["text"]
+                else:
+                    out.append(output["text"])
+                streaming = True
+                continue
+            streaming = False
+            if "text/plain" in output.get("data", {}):
                 out.append(output["data"]["text/plain"])
             elif output.get("output_type") == "error":
                 out.append(f"ERROR {output.get('ename')}: {output.get('evalue')}")
@@ -72,3 +81,15 @@ def test_no_notebook_carries_an_exercise_answer(path):
                  "is_bad_unnorm_relative", "is_no_flip_relative", "run_sweep", "first_close_step",
                  "success_rate", "plot_first_close"):
         assert f"def {name}(" not in source, f"{path.name} defines {name}, an exercise answer"
+
+
+def test_printed_text_is_compared_whatever_messages_the_kernel_split_it_into():
+    import nbformat
+
+    def notebook(*chunks):
+        cell = nbformat.v4.new_code_cell("print('a'); print('b')")
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=c) for c in chunks]
+        return nbformat.v4.new_notebook(cells=[cell])
+
+    assert _texts(notebook("a\n", "b\n")) == _texts(notebook("a\nb\n")) == ["a\nb\n"]
+    assert _texts(notebook("a\n", "c\n")) != _texts(notebook("a\nb\n"))
