@@ -55,12 +55,16 @@ EOF
     demos="$( (ls -d "$root"/demos/t* 2>/dev/null || true) | paste -sd' ')"
     pids=()
     mkdir -p "$root/run"
+    # One candidate's spec STEPS:LR[:SEED[:SET[:FROM]]] -> steps lr seed set from, its name and its data.
+    candidate() {
+      IFS=: read -r steps lr seed set from <<< "$1"; seed=${seed:-0}; set=${set:-all}; from=${from:-model}
+      name=${steps}_${lr}_${seed}_${set}_${from}
+      case "$set" in demos) data=$demos ;; dagger) data=$dagger ;; *) data="$dagger $demos" ;; esac
+    }
     sizes=$(python3 -c "import json, sys; c = json.load(open(sys.argv[1]))['config']; c.pop('vocab_size'); print(json.dumps(c))" \
       "$model/train.json")
     for spec in "$@"; do
-      IFS=: read -r steps lr seed set from <<< "$spec"; seed=${seed:-0}; set=${set:-all}; from=${from:-model}
-      name=${steps}_${lr}_${seed}_${set}_${from}
-      case "$set" in demos) data=$demos ;; dagger) data=$dagger ;; *) data="$dagger $demos" ;; esac
+      candidate "$spec"
       extra=""; [ "$set" = all-xyz ] && extra=', "loss_dims": [0, 1, 2, 6]'
       start="\"init\": \"$model\", "; config=(); [ "$from" = scratch ] && start="" && config=(--config "$sizes")
       python3 -m vla_ch2.factory.teaching_model train --data $data --tokenizer "$model/tokenizer.json" "${config[@]}" \
@@ -72,9 +76,7 @@ EOF
     status=0
     for pid in "${pids[@]}"; do wait "$pid" || status=1; done
     for spec in "$@"; do
-      IFS=: read -r steps lr seed set from <<< "$spec"; seed=${seed:-0}; set=${set:-all}; from=${from:-model}
-      name=${steps}_${lr}_${seed}_${set}_${from}
-      case "$set" in demos) data=$demos ;; dagger) data=$dagger ;; *) data="$dagger $demos" ;; esac
+      candidate "$spec"
       tail -2 "$root/run/$name.log"
       records=(--dagger $data); [ "$from" = scratch ] && records=(--extra-demos $demos)
       python3 -m vla_ch2.factory.teaching_model export --run "$root/run/$name" --tokenizer "$model/tokenizer.json" \

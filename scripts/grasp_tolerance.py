@@ -25,8 +25,9 @@ import math
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
+from results_tables import grasp_tolerance_table  # noqa: E402
 from vla_ch2.env import pool_to_jsonl  # noqa: E402
 
 #: Layout seeds of these episodes (demonstrations 100000+, validation 200000+, DAgger 300000 to 399999).
@@ -46,20 +47,21 @@ def _worker(jobs, results, suite: str) -> None:
             task_id, radius, height, k, directions = job
             if task_id not in tasks:
                 tasks[task_id] = LiberoTask(suite, task_id)
-            task = tasks[task_id]
-            obs = task.reset(layout_seed=LAYOUT_BASE + 1000 * task_id + k)
+            task, layout_seed = tasks[task_id], LAYOUT_BASE + 1000 * task_id + k
+            target = task.env.env.obj_of_interest[0]
+            obs = task.reset(layout_seed=layout_seed)
             for _ in range(C.NUM_WAIT_STEPS):
                 obs, _, _, _ = task.step(C.WAIT_ACTION)
             angle = 2 * math.pi * k / directions
             miss = (radius * math.cos(angle), radius * math.sin(angle), height)
-            expert = ScriptedExpert(task.env.env.obj_of_interest[0], config=ExpertConfig(max_attempts=0), miss=miss)
+            expert = ScriptedExpert(target, config=ExpertConfig(max_attempts=0), miss=miss)
             done, steps = False, 0
             while not done and steps < MAX_STEPS:
                 obs, _, done, _ = task.step(expert.act(obs))
                 steps += 1
-            results.put({"task": task_id, "radius": radius, "height": height, "k": k, "angle_deg": round(math.degrees(angle), 1),
-                         "layout_seed": LAYOUT_BASE + 1000 * task_id + k, "success": bool(done), "steps": steps,
-                         "object": task.env.env.obj_of_interest[0]})
+            results.put({"task": task_id, "radius": radius, "height": height, "k": k,
+                         "angle_deg": round(math.degrees(angle), 1), "layout_seed": layout_seed,
+                         "success": bool(done), "steps": steps, "object": target})
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which stops with the message
         results.put({"error": f"{type(exc).__name__}: {exc}"})
     finally:
@@ -68,6 +70,7 @@ def _worker(jobs, results, suite: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from vla_ch2.conventions import N_TASKS
     from vla_ch2.sweep import parse_tasks
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -81,21 +84,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.directions < 1 or any(not 0 <= r < 0.1 for r in args.radii + args.heights):
         parser.error("--directions must be at least 1 and every --radii and --heights value in [0, 0.1) metres")
-    tasks = parse_tasks(args.tasks, 10)
+    tasks = parse_tasks(args.tasks, N_TASKS[args.suite])
     rows = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.is_file() else []
-    done = {(r["task"], r["radius"], r.get("height", 0.0), r["k"]) for r in rows}
+    done = {(r["task"], r["radius"], r["height"], r["k"]) for r in rows}
     todo = [(t, r, h, k, args.directions) for r in args.radii for h in args.heights for k in range(args.directions)
             for t in tasks if (t, r, h, k) not in done]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        rows += pool_to_jsonl(_worker, todo, args.workers, args.out, args.suite, name="a grasp-tolerance worker")
+        pool_to_jsonl(_worker, todo, args.workers, args.out, args.suite, name="a grasp-tolerance worker")
     except RuntimeError as exc:
         raise SystemExit(str(exc)) from None
-    for aim in sorted({(r["radius"], r.get("height", 0.0)) for r in rows}):
-        mine = [x for x in rows if (x["radius"], x.get("height", 0.0)) == aim]
-        per_task = " ".join(f"{t}:{sum(x['success'] for x in mine if x['task'] == t)}/"
-                            f"{sum(1 for x in mine if x['task'] == t)}" for t in tasks)
-        print(f"{100 * aim[0]:.1f} cm aside, {100 * aim[1]:.1f} cm up: {per_task}")
+    if args.out.is_file():
+        print(grasp_tolerance_table(args.out), end="")
     return 0
 
 

@@ -459,11 +459,11 @@ def grasp_tolerance_table(path: Path = R / "v2" / "grasp_tolerance.jsonl") -> st
     names = {r["task"]: r["object"].rsplit("_", 1)[0].replace("_", " ") for r in rows}
     lines = ["| closing off by | " + " | ".join(f"{t}: {names[t]}" for t in tasks) + " |",
              "|---|" + "---:|" * len(tasks)]
-    aims = sorted({(r["radius"], r.get("height", 0.0)) for r in rows}, key=lambda a: (a[1] > 0, a[1], a[0]))
+    aims = sorted({(r["radius"], r["height"]) for r in rows}, key=lambda a: (a[1] > 0, a[1], a[0]))
     for radius, height in aims:
         cells = []
         for t in tasks:
-            mine = [r for r in rows if r["task"] == t and (r["radius"], r.get("height", 0.0)) == (radius, height)]
+            mine = [r for r in rows if r["task"] == t and (r["radius"], r["height"]) == (radius, height)]
             cells.append(f"{sum(r['success'] for r in mine)}/{len(mine)}")
         label = f"{100 * height:.1f} cm higher" if height else f"{100 * radius:.1f} cm aside" if radius else "on target"
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
