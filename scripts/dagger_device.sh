@@ -7,7 +7,8 @@
 #   bash scripts/dagger_device.sh validate SECONDS PER_TASK MODEL...        fresh validation layouts, policies on the CPU
 # WORKERS (default 15) simulator processes; BATCH (default 1024) training batch; TEXT (default .devdata/text.txt);
 # EXTRA_DATA more folders of task_*.npz to train on (e.g. DAgger episodes collected on this CPU machine, carried);
-# MODEL the checkpoint to fine-tune when no collect stage ran on this machine.
+# MODEL the checkpoint to fine-tune when no collect stage ran on this machine. DEMO_FLAGS more options for
+# every demos batch (e.g. "--early-close-fraction 0.5").
 # demos: WORKERS slots take batches of PER_BATCH tries, one (task, seed) each, the TASK list in turn (name a task
 # twice to give it twice the batches), one seed per batch from FIRST_SEED on; a batch still running at SECONDS is dropped whole.
 # SET (train): all (DAgger episodes and demonstrations, the default), demos, dagger, or all-xyz (all, with the
@@ -35,7 +36,8 @@ case "$stage" in
     for _ in $(seq 40); do for task in "$@"; do jobs+=("$task $seed"); seed=$((seed + 1)); done; done
     printf '%s\n' "${jobs[@]}" | timeout "$seconds" xargs -P "$W" -L 1 sh -c \
       'python3 -m vla_ch2.factory.teaching_model demos --tasks "$0" --per-task '"$per_batch"' --seed "$1" \
-         --image-size 96 --jpeg-quality 80 --noisy-fraction 0.5 --keep-every 2 --out '"$root"'/demos/tmp_t$0_s$1 \
+         --image-size 96 --jpeg-quality 80 --noisy-fraction 0.5 --keep-every 2 '"${DEMO_FLAGS:-}"' \
+         --out '"$root"'/demos/tmp_t$0_s$1 \
          >> '"$root"'/demos.log 2>&1 && mv '"$root"'/demos/tmp_t$0_s$1 '"$root"'/demos/t$0_s$1' || true
     pkill -f 'teaching_model demos' || true; sleep 2  # timeout stops xargs, not the batches it started
     rm -rf "$root"/demos/tmp_*

@@ -7,10 +7,15 @@ script measures what such an error costs per object: the expert
 from its usual grasp point, in evenly spaced directions, or ``h`` metres above
 it (``--heights``: it closes that much higher), and may not try again
 (``max_attempts=0``). Success then means the misaimed grasp still held.
+``--early`` instead makes it close that much earlier on its way down, aimed
+right, and go on down while the fingers close (``early_close``): what the
+expert teaches a learner that closes too high to do.
 
     python scripts/grasp_tolerance.py --radii 0.005 0.01 0.02 --directions 6 --workers 2 \\
         --out docs/results/v2/grasp_tolerance.jsonl
     python scripts/grasp_tolerance.py --radii 0 --heights 0.005 0.01 0.02 --directions 4 --workers 2 \\
+        --out docs/results/v2/grasp_tolerance.jsonl
+    python scripts/grasp_tolerance.py --radii 0 --early 0.01 0.02 0.03 --directions 4 --workers 2 \
         --out docs/results/v2/grasp_tolerance.jsonl
 
 Layouts are fresh (seeds ``LAYOUT_BASE`` + 1000 * task + k, used by nothing
@@ -44,7 +49,7 @@ def _worker(jobs, results, suite: str) -> None:
     tasks = {}
     try:
         while (job := jobs.get()) is not None:
-            task_id, radius, height, k, directions = job
+            task_id, radius, height, early, k, directions = job
             if task_id not in tasks:
                 tasks[task_id] = LiberoTask(suite, task_id)
             task, layout_seed = tasks[task_id], LAYOUT_BASE + 1000 * task_id + k
@@ -54,12 +59,12 @@ def _worker(jobs, results, suite: str) -> None:
                 obs, _, _, _ = task.step(C.WAIT_ACTION)
             angle = 2 * math.pi * k / directions
             miss = (radius * math.cos(angle), radius * math.sin(angle), height)
-            expert = ScriptedExpert(target, config=ExpertConfig(max_attempts=0), miss=miss)
+            expert = ScriptedExpert(target, config=ExpertConfig(max_attempts=0), miss=miss, early_close=early)
             done, steps = False, 0
             while not done and steps < MAX_STEPS:
                 obs, _, done, _ = task.step(expert.act(obs))
                 steps += 1
-            results.put({"task": task_id, "radius": radius, "height": height, "k": k,
+            results.put({"task": task_id, "radius": radius, "height": height, "early": early, "k": k,
                          "angle_deg": round(math.degrees(angle), 1), "layout_seed": layout_seed,
                          "success": bool(done), "steps": steps, "object": target})
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which stops with the message
@@ -78,17 +83,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", default="all")
     parser.add_argument("--radii", type=float, nargs="+", default=[0.005, 0.01, 0.02], help="aim errors, metres")
     parser.add_argument("--heights", type=float, nargs="+", default=[0.0], help="closing this much higher, metres")
+    parser.add_argument("--early", type=float, nargs="+", default=[0.0],
+                        help="closing this much earlier on the way down, then going on down, metres")
     parser.add_argument("--directions", type=int, default=6, help="evenly spaced directions (one layout each)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    if args.directions < 1 or any(not 0 <= r < 0.1 for r in args.radii + args.heights):
-        parser.error("--directions must be at least 1 and every --radii and --heights value in [0, 0.1) metres")
+    if args.directions < 1 or any(not 0 <= r < 0.1 for r in args.radii + args.heights + args.early):
+        parser.error("--directions must be at least 1 and every --radii, --heights and --early value in [0, 0.1) metres")
     tasks = parse_tasks(args.tasks, N_TASKS[args.suite])
     rows = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.is_file() else []
-    done = {(r["task"], r["radius"], r["height"], r["k"]) for r in rows}
-    todo = [(t, r, h, k, args.directions) for r in args.radii for h in args.heights for k in range(args.directions)
-            for t in tasks if (t, r, h, k) not in done]
+    done = {(r["task"], r["radius"], r["height"], r["early"], r["k"]) for r in rows}
+    todo = [(t, r, h, e, k, args.directions) for r in args.radii for h in args.heights for e in args.early
+            for k in range(args.directions) for t in tasks if (t, r, h, e, k) not in done]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     try:
         pool_to_jsonl(_worker, todo, args.workers, args.out, args.suite, name="a grasp-tolerance worker")

@@ -453,19 +453,21 @@ def validation_table(directory: Path = R / "v2" / "round2") -> str:
 
 
 def grasp_tolerance_table(path: Path = R / "v2" / "grasp_tolerance.jsonl") -> str:
-    """The expert closing aside or higher than it should (scripts/grasp_tolerance.py): successes per object."""
+    """The expert closing aside, higher or earlier than it should (scripts/grasp_tolerance.py): successes per object."""
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     tasks = sorted({r["task"] for r in rows})
     names = {r["task"]: r["object"].rsplit("_", 1)[0].replace("_", " ") for r in rows}
     lines = ["| closing off by | " + " | ".join(f"{t}: {names[t]}" for t in tasks) + " |",
              "|---|" + "---:|" * len(tasks)]
-    aims = sorted({(r["radius"], r["height"]) for r in rows}, key=lambda a: (a[1] > 0, a[1], a[0]))
-    for radius, height in aims:
+    aims = sorted({(r["radius"], r["height"], r["early"]) for r in rows}, key=lambda a: (a[2] > 0, a[1] > 0, a[2], a[1], a[0]))
+    for aim in aims:
         cells = []
         for t in tasks:
-            mine = [r for r in rows if r["task"] == t and (r["radius"], r["height"]) == (radius, height)]
+            mine = [r for r in rows if r["task"] == t and (r["radius"], r["height"], r["early"]) == aim]
             cells.append(f"{sum(r['success'] for r in mine)}/{len(mine)}")
-        label = f"{100 * height:.1f} cm higher" if height else f"{100 * radius:.1f} cm aside" if radius else "on target"
+        radius, height, early = aim
+        label = (f"{100 * early:.1f} cm early, going on down" if early else f"{100 * height:.1f} cm higher" if height
+                 else f"{100 * radius:.1f} cm aside" if radius else "on target")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -68,6 +68,31 @@ def test_a_missed_grasp_is_retried_every_time_without_moving_the_aim():
     assert not expert._offset.any()
 
 
+def _closing_at(height, early_close=0.0):
+    """An expert that has just closed with the hand ``height`` metres above the object, and its next action."""
+    expert = ScriptedExpert("alphabet_soup_1", early_close=early_close)
+    expert.act(_obs(REST + [0.2, 0.0, 0.2]))
+    expert.phase, expert.counter = "close", 1
+    return expert, expert.act(_obs(REST + [0.0, 0.0, height]))
+
+
+def test_a_close_that_came_early_goes_on_down_and_one_at_the_usual_height_holds_still():
+    cfg = ScriptedExpert("alphabet_soup_1").config
+    _, early = _closing_at(cfg.close_height + 0.02)
+    assert early[6] > 0 and early[2] < 0 and not early[:2].any()  # closing, straight down
+    _, usual = _closing_at(cfg.close_height - 0.002)
+    assert usual[6] > 0 and not usual[:3].any()  # closing, still: relabel_holds sees a hold
+
+
+def test_early_close_moves_where_the_descent_closes():
+    for early_close, closes in ((0.0, False), (0.02, True)):
+        expert = ScriptedExpert("alphabet_soup_1", early_close=early_close)
+        expert.act(_obs(REST + [0.2, 0.0, 0.2]))
+        expert.phase = "descend"
+        expert.act(_obs(REST + [0.0, 0.0, expert.config.close_height + 0.015]))
+        assert (expert.phase == "close") is closes
+
+
 def test_the_expert_alone_ignores_what_following_would_change():
     expert = ScriptedExpert("alphabet_soup_1")
     expert.act(_obs(REST + [0.2, 0.0, 0.2]))

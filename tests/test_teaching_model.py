@@ -176,6 +176,18 @@ def test_demos_rejects_a_miss_range_given_backwards(capsys):
     assert stop.value.code == 2 and "--miss-xy 0.06 0.04: give MIN MAX" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--early-close", "0.03", "0.01"], "--early-close 0.03 0.01: give MIN MAX"),
+    (["--early-close-fraction", "1.5"], "--early-close-fraction 1.5: give a share between 0 and 1"),
+])
+def test_demos_rejects_a_bad_early_close_before_any_simulator_starts(args, message, capsys):
+    from vla_ch2.factory.teaching_model import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["demos", *args, "--out", "unused"])
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
 def _tiny_demos(directory):
     """Six frames of one demonstration in the collection format (no simulator needed)."""
     import io

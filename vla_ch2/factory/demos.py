@@ -53,6 +53,11 @@ class DemoConfig:
     miss_xy: tuple = (0.0, 0.03)
     miss_z: tuple = (0.03, 0.06)
     notice: tuple = (0.05, 0.20)
+    #: Share of tries whose expert closes early, ``early_close`` metres (uniform) above its usual closing
+    #: height, and goes on down while the fingers close: the data then shows what to do after a close
+    #: that came too high, the teaching model's most common failure (measured on the cream cheese).
+    early_close_fraction: float = 0.0
+    early_close: tuple = (0.005, 0.03)
 
 
 def is_noop(action: np.ndarray, previous: np.ndarray | None) -> bool:
@@ -95,7 +100,10 @@ def collect_task(task_id: int, cfg: DemoConfig, out_dir: Path, progress=None) ->
                 miss = (radius * np.cos(angle), radius * np.sin(angle), rng.uniform(*cfg.miss_z))
                 expert = ScriptedExpert(target, miss=miss, notice=rng.uniform(*cfg.notice))
             else:
-                expert = ScriptedExpert(target)
+                # No draw at all when the share is 0: earlier collections keep their random streams.
+                early_try = cfg.early_close_fraction > 0 and rng.random() < cfg.early_close_fraction
+                early = rng.uniform(*cfg.early_close) if early_try else 0.0
+                expert = ScriptedExpert(target, early_close=early)
             noisy = rng.random() < cfg.noisy_fraction
             demo_frames, demo_actions, previous, done = [], [], None, False
             for step in range(cfg.max_steps):

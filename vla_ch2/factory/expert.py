@@ -74,6 +74,9 @@ class ScriptedExpert:
         back. Only the frames from that moment on are worth cloning.
     notice : float
         Height above the grasp at which a missed grasp is noticed.
+    early_close : float
+        Close this many metres above the usual closing height, then go on down
+        while the fingers close: what a learner that closes early should do.
     follow : bool
         Label states someone else drives (DAgger, :mod:`vla_ch2.factory.dagger`):
         each step the phase is re-read from the scene (:meth:`_follow`), a missed
@@ -82,7 +85,7 @@ class ScriptedExpert:
     """
 
     def __init__(self, target: str, config: ExpertConfig | None = None, miss=None, notice: float = 0.08,
-                 follow: bool = False):
+                 early_close: float = 0.0, follow: bool = False):
         self.target = target
         self.config = config or ExpertConfig()
         self.phase = "approach"
@@ -94,6 +97,7 @@ class ScriptedExpert:
         self.attempts = 0
         self._miss = np.zeros(3) if miss is None else np.asarray(miss, dtype=np.float64)
         self.notice = float(notice)
+        self.early_close = float(early_close)
         self.follow = bool(follow)
         self._rest_z = None
 
@@ -138,7 +142,7 @@ class ScriptedExpert:
             # so a learner can tell from the image alone when to close. The timeout
             # only catches a hand that cannot get that low (over the object, when following).
             off_centre = np.linalg.norm((goal - eef)[:2])
-            low_enough = eef[2] < goal[2] + cfg.close_height and off_centre < cfg.tolerance
+            low_enough = eef[2] < goal[2] + cfg.close_height + self.early_close and off_centre < cfg.tolerance
             near = off_centre < FOLLOW_WANDER and eef[2] < goal[2] + 0.05
             stuck = self.counter > cfg.descend_steps and (not self.follow or near)
             if low_enough or stuck:
@@ -149,6 +153,12 @@ class ScriptedExpert:
             self.counter += 1
             if self.counter >= cfg.close_steps:
                 self.phase = "lift"
+            goal = self._grasp_goal(obj)
+            if eef[2] > goal[2] + cfg.close_height:
+                # Closed early (someone else's close, or a demonstration's early_close): the hand goes on
+                # down as the descent would while the fingers close, so a close a few centimetres too high
+                # still grasps. Below the usual closing height it holds still, as it always did.
+                return self._move(np.array([eef[0], eef[1], goal[2]]), eef, CLOSE)
             return self._move(eef, eef, CLOSE)
         if self.phase == "lift":
             goal = np.array([eef[0], eef[1], cfg.carry_z])

@@ -686,6 +686,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="sideways miss range in metres (tall objects need a wide one: a high miss still grasps them)")
     p.add_argument("--miss-z", type=float, nargs=2, default=(0.03, 0.06), metavar=("MIN", "MAX"),
                    help="how far above the grasp height the missed grasp closes, in metres")
+    p.add_argument("--early-close-fraction", type=float, default=0.0,
+                   help="share of tries whose expert closes early and goes on down while closing")
+    p.add_argument("--early-close", type=float, nargs=2, default=(0.005, 0.03), metavar=("MIN", "MAX"),
+                   help="how much earlier (metres above the usual closing height) those tries close")
     p = sub.add_parser("thin", help="copy demonstrations keeping an evenly spaced fraction of their frames")
     p.add_argument("--data", type=Path, default=Path("data/demos"))
     p.add_argument("--fraction", type=float, required=True)
@@ -726,14 +730,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demos":
         from vla_ch2.factory.demos import DemoConfig, collect_task
 
-        for flag, (low, high) in (("--miss-xy", args.miss_xy), ("--miss-z", args.miss_z)):
+        for flag, (low, high) in (("--miss-xy", args.miss_xy), ("--miss-z", args.miss_z),
+                                  ("--early-close", args.early_close)):
             if not 0.0 <= low <= high:
                 parser.error(f"{flag} {low} {high}: give MIN MAX in metres with 0 <= MIN <= MAX")
+        if not 0.0 <= args.early_close_fraction <= 1.0:
+            parser.error(f"--early-close-fraction {args.early_close_fraction}: give a share between 0 and 1")
 
         args.out.mkdir(parents=True, exist_ok=True)
         cfg = DemoConfig(per_task=args.per_task, seed=args.seed, image_size=args.image_size,
                          jpeg_quality=args.jpeg_quality, noisy_fraction=args.noisy_fraction, keep_every=args.keep_every,
-                         recovery=args.recovery, miss_xy=tuple(args.miss_xy), miss_z=tuple(args.miss_z))
+                         recovery=args.recovery, miss_xy=tuple(args.miss_xy), miss_z=tuple(args.miss_z),
+                         early_close_fraction=args.early_close_fraction, early_close=tuple(args.early_close))
         for task_id in args.tasks:
             print(json.dumps(collect_task(task_id, cfg, args.out)), flush=True)
     elif args.command == "thin":
