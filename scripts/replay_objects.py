@@ -11,7 +11,9 @@ One JSON line per episode: success, steps, every object that moved more than
 1 cm (metres), where the hand ended, where the basket is, and just after the
 first closing command the step and the hand's offset from the task's object (x, y,
 z in metres, world frame; the scripted expert closes about 1 cm above its
-grasp point, aimed -1 cm in x on the cream cheese).
+grasp point, aimed -1 cm in x on the cream cheese). ``--after N`` adds the
+next N steps: the hand's height over the object and the policy's z and
+gripper commands (does it go on down while closing, or lift at once?).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ def object_positions(obs: dict) -> dict:
             if k.endswith("_pos") and not k.startswith("robot") and "_to_" not in k}
 
 
-def replay(task, policy, seed: int) -> dict:
+def replay(task, policy, seed: int, after: int = 0) -> dict:
     """Run one episode of the loop and report how the scene changed."""
     from vla_ch2.loop import EpisodeResult, run_episode
 
@@ -41,6 +43,13 @@ def replay(task, policy, seed: int) -> dict:
             now = task.env.env._get_observations()
             offset = np.asarray(now["robot0_eef_pos"], dtype=float) - np.asarray(now[f"{target}_pos"], dtype=float)
             close = {"step": step, "hand_minus_target": np.round(offset, 3).tolist()}
+            if after:
+                close["after"] = []
+        elif close is not None and len(close.get("after", ())) < after:
+            now = task.env.env._get_observations()
+            height = float(now["robot0_eef_pos"][2] - now[f"{target}_pos"][2])
+            close["after"].append({"hand_z": round(height, 3), "action_z": round(float(record["action"][2]), 3),
+                                   "gripper": float(record["action"][-1])})
     obs = task.env.env._get_observations()
     end = object_positions(obs)
     moved = {name: round(float(np.linalg.norm(end[name] - start[name])), 3) for name in start}
@@ -67,7 +76,10 @@ def main() -> None:
     parser.add_argument("--seeds", default="0", type=_seeds, help="comma-separated episode seeds, e.g. 0,1,2")
     parser.add_argument("--model", default=None, help="a checkpoint directory (default: the embedded model)")
     parser.add_argument("--suite", default="libero_object")
+    parser.add_argument("--after", type=int, default=0, help="also report this many steps after the first close")
     args = parser.parse_args()
+    if args.after < 0:
+        parser.error(f"--after {args.after}: give a number of steps, 0 or more")
 
     from vla_ch2.env import LiberoTask, quiet_robosuite
     from vla_ch2.policy import load_policy
@@ -80,7 +92,7 @@ def main() -> None:
         parser.error(str(exc))
     try:
         for seed in args.seeds:
-            print(json.dumps(replay(task, policy, seed)), flush=True)
+            print(json.dumps(replay(task, policy, seed, args.after)), flush=True)
     finally:
         task.close()
 

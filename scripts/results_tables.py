@@ -507,6 +507,7 @@ def main(only: list[str] | None = None) -> None:
         "v2_signatures.md": v1_v2_signatures,
         "v2_drills_matrix.md": lambda: matrix_table(R / "v2" / "drills-matrix"),
         "v2_round2.md": validation_table,
+        "v2_round3.md": lambda: validation_table(R / "v2" / "round3"),
         "grasp_tolerance.md": grasp_tolerance_table,
         "speed_ab.md": speed_ab_table,
     }

@@ -78,10 +78,19 @@ def _closing_at(height, early_close=0.0):
 
 def test_a_close_that_came_early_goes_on_down_and_one_at_the_usual_height_holds_still():
     cfg = ScriptedExpert("alphabet_soup_1").config
-    _, early = _closing_at(cfg.close_height + 0.02)
+    _, early = _closing_at(cfg.close_height + 0.02, early_close=0.02)
     assert early[6] > 0 and early[2] < 0 and not early[:2].any()  # closing, straight down
-    _, usual = _closing_at(cfg.close_height - 0.002)
+    _, usual = _closing_at(cfg.close_height - 0.002, early_close=0.02)
     assert usual[6] > 0 and not usual[:3].any()  # closing, still: relabel_holds sees a hold
+    _, plain = _closing_at(cfg.close_height + 0.02)
+    assert plain[6] > 0 and not plain[:3].any()  # the expert v2 learnt from holds still wherever it closed
+
+
+def test_the_following_expert_goes_on_down_after_a_learners_early_close():
+    expert = _following()
+    expert.phase, expert.counter, expert._grasp = "close", 1, (REST + [0.0, 0.0, 0.04], REST.copy())
+    action = expert.act(_obs(REST + [0.0, 0.0, 0.04]))
+    assert expert.phase == "close" and action[6] > 0 and action[2] < 0
 
 
 def test_early_close_moves_where_the_descent_closes():

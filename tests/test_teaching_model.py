@@ -153,12 +153,15 @@ def test_replay_reports_the_object_a_successful_episode_moved(object_task):
 
     positions = replay_objects.object_positions(object_task.env.env._get_observations())
     assert "basket_1" in positions and not any("_to_" in k or k.startswith("robot") for k in positions)
-    report = replay_objects.replay(object_task, ScriptedPolicy(), seed=0)
+    report = replay_objects.replay(object_task, ScriptedPolicy(), seed=0, after=5)
     assert report["success"] and next(iter(report["moved"])) == "alphabet_soup_1"
+    after = report["first_close"]["after"]  # the expert closes about 1 cm up and holds still, closed
+    assert len(after) == 5 and all(a["gripper"] > 0 and a["action_z"] == 0 and 0 < a["hand_z"] < 0.02 for a in after)
 
 
 @pytest.mark.parametrize("args, message", [(["--task", "0", "--seeds", "a,1"], "whole numbers separated by commas"),
-                                           (["--task", "42"], "task 42 is out of range")])
+                                           (["--task", "42"], "task 42 is out of range"),
+                                           (["--task", "0", "--after", "-1"], "--after -1: give a number of steps")])
 def test_replay_objects_rejects_bad_input_with_a_message(args, message):
     import subprocess
     import sys

@@ -154,10 +154,10 @@ class ScriptedExpert:
             if self.counter >= cfg.close_steps:
                 self.phase = "lift"
             goal = self._grasp_goal(obj)
-            if eef[2] > goal[2] + cfg.close_height:
-                # Closed early (someone else's close, or a demonstration's early_close): the hand goes on
-                # down as the descent would while the fingers close, so a close a few centimetres too high
-                # still grasps. Below the usual closing height it holds still, as it always did.
+            if (self.early_close or self.follow) and eef[2] > goal[2] + cfg.close_height:
+                # Closed early (a learner's close, or this expert's early_close): the hand goes on down as
+                # the descent would while the fingers close, so a close a few centimetres too high still
+                # grasps. Otherwise it holds still, as the expert v2 learnt from always did.
                 return self._move(np.array([eef[0], eef[1], goal[2]]), eef, CLOSE)
             return self._move(eef, eef, CLOSE)
         if self.phase == "lift":
