@@ -76,7 +76,8 @@ class ScriptedExpert:
         Height above the grasp at which a missed grasp is noticed.
     early_close : float
         Close this many metres above the usual closing height, then go on down
-        while the fingers close: what a learner that closes early should do.
+        while the fingers close (a demonstration of what to do after a close
+        that came too high; :class:`vla_ch2.factory.demos.DemoConfig`).
     follow : bool
         Label states someone else drives (DAgger, :mod:`vla_ch2.factory.dagger`):
         each step the phase is re-read from the scene (:meth:`_follow`), a missed
@@ -154,10 +155,11 @@ class ScriptedExpert:
             if self.counter >= cfg.close_steps:
                 self.phase = "lift"
             goal = self._grasp_goal(obj)
-            if (self.early_close or self.follow) and eef[2] > goal[2] + cfg.close_height:
-                # Closed early (a learner's close, or this expert's early_close): the hand goes on down as
-                # the descent would while the fingers close, so a close a few centimetres too high still
-                # grasps. Otherwise it holds still, as the expert v2 learnt from always did.
+            if self.early_close and eef[2] > goal[2] + cfg.close_height:
+                # Closed early on purpose (early_close): the hand goes on down as the descent would while
+                # the fingers close, so a close a few centimetres too high still grasps. Otherwise it holds
+                # still, as the expert v2 learnt from always did. (Not when following: over a tall box the
+                # hand closes high because it cannot get lower, and pressing there slides it off.)
                 return self._move(np.array([eef[0], eef[1], goal[2]]), eef, CLOSE)
             return self._move(eef, eef, CLOSE)
         if self.phase == "lift":
