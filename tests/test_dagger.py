@@ -303,3 +303,34 @@ def test_dagger_command_rejects_bad_input_with_a_message(args, message, tmp_path
     with pytest.raises(SystemExit) as stop:
         main(args)
     assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+def _dagger_labels():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("dagger_labels", Path(__file__).parents[1] / "scripts" / "dagger_labels.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_dagger_labels_reads_heights_over_the_resting_object_only():
+    module = _dagger_labels()
+    from vla_ch2.factory.dagger import read_state
+
+    heights, lifted = [0.10, 0.04, 0.01, 0.03, 0.03], [False, False, False, False, True]
+    states = np.stack([read_state(_obs(REST + [0, 0, h + 0.03 * up], REST + [0, 0, 0.03 * up]), "alphabet_soup_1")
+                       for h, up in zip(heights, lifted)])
+    labels = np.zeros((4, 7))
+    labels[:, 6] = [-1, -1, 1, 1]
+    labels[:, 2] = [-0.5, -0.4, 0.0, 0.3]
+    episode = {"states": states, "labels": labels, "kept": np.array([0, 1, 2, 4])}
+    rows = module.near_object(episode)  # step 0 is too high, step 4 has the object lifted: neither is near it
+    assert [(round(h, 3), c, z) for h, c, z in rows] == [(0.04, False, -0.4), (0.01, True, 0.0)]
+
+
+def test_dagger_labels_names_a_folder_without_episodes(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        _dagger_labels().main([str(tmp_path)])
+    assert stop.value.code == 2 and "no DAgger episodes" in capsys.readouterr().err
