@@ -15,7 +15,7 @@ expert teaches a learner that closes too high to do.
         --out docs/results/v2/grasp_tolerance.jsonl
     python scripts/grasp_tolerance.py --radii 0 --heights 0.005 0.01 0.02 --directions 4 --workers 2 \\
         --out docs/results/v2/grasp_tolerance.jsonl
-    python scripts/grasp_tolerance.py --radii 0 --early 0.01 0.02 0.03 --directions 4 --workers 2 \
+    python scripts/grasp_tolerance.py --radii 0 --early 0.01 0.02 0.03 --directions 4 --workers 2 \\
         --out docs/results/v2/grasp_tolerance.jsonl
 
 Layouts are fresh (seeds ``LAYOUT_BASE`` + 1000 * task + k, used by nothing
