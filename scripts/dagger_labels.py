@@ -21,22 +21,20 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vla_ch2.factory.dagger import STATE_KEYS, load_episodes, stored_episodes  # noqa: E402
-
-#: Where each of the expert's inputs lies in a stored state row (:data:`vla_ch2.factory.dagger.STATE_KEYS`).
-_START = dict(zip([k for k, _ in STATE_KEYS], np.cumsum([0] + [n for _, n in STATE_KEYS])[:-1]))
+from vla_ch2.factory.dagger import load_episodes, stored_episodes, stored_observation  # noqa: E402
 
 
 def near_object(episode: dict, above: float = 0.06) -> list[tuple[float, bool, float]]:
     """(hand height over the object in metres, label closes, label's z) of each kept frame near the resting object."""
-    states, labels = episode["states"], np.asarray(episode["labels"])
-    eef = states[:, _START["robot0_eef_pos"]:_START["robot0_eef_pos"] + 3]
-    obj = states[:, _START["{target}_pos"]:_START["{target}_pos"] + 3]
-    rest = obj[0, 2]
+    target = episode["target"]
+    positions = [(obs["robot0_eef_pos"], obs[f"{target}_pos"])
+                 for obs in (stored_observation(state, target) for state in episode["states"])]
+    rest = positions[0][1][2]
     rows = []
-    for label, step in zip(labels, episode["kept"]):
-        height = float(eef[step, 2] - obj[step, 2])
-        if obj[step, 2] < rest + 0.02 and height < above:
+    for label, step in zip(np.asarray(episode["labels"]), episode["kept"]):
+        eef, obj = positions[step]
+        height = float(eef[2] - obj[2])
+        if obj[2] < rest + 0.02 and height < above:
             rows.append((height, bool(label[6] > 0), float(label[2])))
     return rows
 

@@ -325,7 +325,7 @@ def test_dagger_labels_reads_heights_over_the_resting_object_only():
     labels = np.zeros((4, 7))
     labels[:, 6] = [-1, -1, 1, 1]
     labels[:, 2] = [-0.5, -0.4, 0.0, 0.3]
-    episode = {"states": states, "labels": labels, "kept": np.array([0, 1, 2, 4])}
+    episode = {"states": states, "labels": labels, "kept": np.array([0, 1, 2, 4]), "target": "alphabet_soup_1"}
     rows = module.near_object(episode)  # step 0 is too high, step 4 has the object lifted: neither is near it
     assert [(round(h, 3), c, z) for h, c, z in rows] == [(0.04, False, -0.4), (0.01, True, 0.0)]
 

@@ -111,15 +111,20 @@ def read_state(obs: dict, target: str) -> np.ndarray:
     return np.concatenate([np.asarray(obs[k.format(target=target)], dtype=np.float64) for k, _ in STATE_KEYS])
 
 
+def stored_observation(state: np.ndarray, target: str) -> dict:
+    """The expert's inputs back from one stored state (the inverse of :func:`read_state`)."""
+    splits = np.cumsum([n for _, n in STATE_KEYS])[:-1]
+    return {k.format(target=target): v for (k, _), v in zip(STATE_KEYS, np.split(state, splits))}
+
+
 def relabel(states: np.ndarray, kept: np.ndarray, target: str) -> np.ndarray:
     """Labels of the kept steps by a fresh following expert replayed over an episode's stored states."""
     from vla_ch2.factory.expert import ScriptedExpert
 
-    expert, labels, splits = ScriptedExpert(target, follow=True), [], np.cumsum([n for _, n in STATE_KEYS])[:-1]
+    expert, labels = ScriptedExpert(target, follow=True), []
     wanted = {int(k) for k in kept}
     for step, state in enumerate(states):
-        obs = {k.format(target=target): v for (k, _), v in zip(STATE_KEYS, np.split(state, splits))}
-        label = expert.act(obs)
+        label = expert.act(stored_observation(state, target))
         if step in wanted:
             labels.append(label)
     return np.asarray(labels, dtype=np.float32).reshape(-1, 7)
