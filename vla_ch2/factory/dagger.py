@@ -48,6 +48,8 @@ class DaggerConfig:
     #: Per-episode probabilities of executing the expert's action instead of the learner's, used in turn.
     betas: tuple = (0.0,)
     image_size: int = 96
+    #: The learner's processor ``view_box`` (None: the whole image); frames are stored in that view.
+    view_box: tuple | None = None
     jpeg_quality: int = 80
     keep_every: int = 2
     #: DAgger round: layouts of different rounds never repeat.
@@ -88,7 +90,7 @@ def run_episode(task, policy, expert, cfg: DaggerConfig, seed: int, beta: float)
         label = expert.act(obs)
         learner = C.postprocess_gripper(policy.predict(image, prompt, unnorm_key))
         if not is_noop(label, previous) and step % cfg.keep_every == 0:
-            frames.append(encode_prepared(image, cfg.image_size, cfg.jpeg_quality))
+            frames.append(encode_prepared(image, cfg.image_size, cfg.jpeg_quality, cfg.view_box))
             labels.append(label)
             kept.append(step)
         previous = label
@@ -282,7 +284,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.pack_only and not (Path(args.model) / "config.json").is_file():
         parser.error(f"--model {args.model}: not a checkpoint directory (no config.json there); give the learner's "
                      "folder, e.g. vla_ch2/checkpoints/teaching-vla-libero-object")
-    cfg = DaggerConfig(per_task=args.per_task, betas=tuple(args.betas), round=args.round)
+    processor = Path(args.model) / "preprocessor_config.json"  # the learner's view is the one its frames are stored in
+    view = json.loads(processor.read_text()) if processor.is_file() else {}
+    cfg = DaggerConfig(per_task=args.per_task, betas=tuple(args.betas), round=args.round,
+                       image_size=int(view.get("image_size", DaggerConfig.image_size)), view_box=view.get("view_box"))
     tasks = parse_tasks(args.tasks, C.N_TASKS[cfg.suite])
     summaries = (pack(args.out, tasks, cfg, args.model, args.relabel) if args.pack_only
                  else collect(args.model, tasks, cfg, args.out, args.workers, args.max_seconds))

@@ -14,6 +14,7 @@ so the data covers the small mistakes a learner will make.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import time
@@ -58,6 +59,9 @@ class DemoConfig:
     #: that came too high, the teaching model's most common failure (measured on the cream cheese).
     early_close_fraction: float = 0.0
     early_close: tuple = (0.005, 0.03)
+    #: The part of the policy's image the model sees (left, top, right, bottom, fractions of the centre-cropped
+    #: 224 image the loop hands it): the processor's ``view_box``; ``None`` is the whole image.
+    view_box: tuple | None = None
 
 
 def is_noop(action: np.ndarray, previous: np.ndarray | None) -> bool:
@@ -65,19 +69,51 @@ def is_noop(action: np.ndarray, previous: np.ndarray | None) -> bool:
     return bool(np.linalg.norm(action[:-1]) < 1e-4 and previous is not None and action[-1] == previous[-1])
 
 
-def encode_frame(frame: np.ndarray, size: int, quality: int) -> bytes:
-    """Raw render -> the loop's 224 image -> the model's input size, as JPEG bytes."""
-    return encode_prepared(C.prepare_image(frame, flip_image=True), size, quality)
+def encode_frame(frame: np.ndarray, size: int, quality: int, view_box=None) -> bytes:
+    """Raw render -> the loop's 224 image -> the model's input, as JPEG bytes (see :func:`encode_prepared`)."""
+    return encode_prepared(C.prepare_image(frame, flip_image=True), size, quality, view_box)
 
 
-def encode_prepared(prepared: np.ndarray, size: int, quality: int) -> bytes:
-    """The loop's 224 image (:func:`vla_ch2.conventions.prepare_image`) -> the model's input size, as JPEG bytes."""
-    image = Image.fromarray(prepared)
-    if image.size != (size, size):
-        image = image.resize((size, size), Image.BILINEAR)
+def stored_box(view_box, area: float = C.CENTER_CROP_AREA) -> tuple:
+    """Where in the *uncropped* 224 image to cut a stored frame, for a model that sees ``view_box`` of the cropped one.
+
+    Frames are stored before the centre crop, because training draws random crops
+    of its area around them (OpenVLA's augmentation). At evaluation the loop
+    centre-crops (side ``sqrt(area)``, resized back) and the processor cuts
+    ``view_box`` out of that. Training's centred crop of a stored frame is the
+    same region when the stored box has the view box's width (in fractions) and
+    sits at the view box's centre mapped back through the centre crop. A view box
+    inside the image always gives a stored box inside it (the crop only zooms in).
+    """
+    side = float(np.sqrt(area))
+    low = (1.0 - side) / 2.0
+    left, top, right, bottom = (float(b) for b in view_box)
+    cx, cy = low + side * (left + right) / 2.0, low + side * (top + bottom) / 2.0
+    half_w, half_h = (right - left) / 2.0, (bottom - top) / 2.0
+    return tuple(min(1.0, max(0.0, b)) for b in (cx - half_w, cy - half_h, cx + half_w, cy + half_h))  # rounding only
+
+
+def encode_prepared(prepared: np.ndarray, size: int, quality: int, view_box=None) -> bytes:
+    """The loop's 224 image (:func:`vla_ch2.conventions.prepare_image`) -> the model's input, as JPEG bytes.
+
+    The cut and the resize are the processor's own (``processing_teachvla.model_view``),
+    on :func:`stored_box` of ``view_box``; ``None`` (or the whole image) stores the whole image.
+    """
+    processing = _processing()
+    whole = view_box is None or tuple(map(float, view_box)) == processing.FULL_VIEW
+    box = processing.FULL_VIEW if whole else stored_box(view_box)
+    image = processing.model_view(Image.fromarray(prepared), size, box)
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()
+
+
+@functools.lru_cache(maxsize=1)
+def _processing():
+    """The checkpoint's processor module (its image view is the one demonstrations store)."""
+    from vla_ch2.factory.teaching_model import load_modeling
+
+    return load_modeling(name="processing_teachvla")
 
 
 def collect_task(task_id: int, cfg: DemoConfig, out_dir: Path, progress=None) -> dict:
@@ -116,7 +152,7 @@ def collect_task(task_id: int, cfg: DemoConfig, out_dir: Path, progress=None) ->
                 if is_noop(clean, previous):
                     noops += 1
                 elif step % cfg.keep_every == 0 and (not cfg.recovery or expert.attempts > 0):
-                    demo_frames.append(encode_frame(task.frame(obs), cfg.image_size, cfg.jpeg_quality))
+                    demo_frames.append(encode_frame(task.frame(obs), cfg.image_size, cfg.jpeg_quality, cfg.view_box))
                     demo_actions.append(clean)
                 previous = clean
                 obs, _, done, _ = task.step(executed)

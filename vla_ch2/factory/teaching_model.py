@@ -42,9 +42,13 @@ MODEL_SIZES = ("image_size", "patch_size", "vision_dim", "d_model", "n_layers", 
                "max_text_len", "stem_channels", "gelu", "dropout")
 
 
-def load_modeling(checkpoint_dir: Path = CHECKPOINT_DIR):
-    """Import the checkpoint's own ``modeling_teachvla.py`` (one source for both training and inference)."""
-    spec = importlib.util.spec_from_file_location("modeling_teachvla", checkpoint_dir / "modeling_teachvla.py")
+def load_modeling(checkpoint_dir: Path = CHECKPOINT_DIR, name: str = "modeling_teachvla"):
+    """Import the checkpoint's own ``modeling_teachvla.py`` (one source for both training and inference).
+
+    ``name="processing_teachvla"`` imports its processor instead (the image view
+    demonstrations are stored in is the one the processor gives the model).
+    """
+    spec = importlib.util.spec_from_file_location(name, Path(checkpoint_dir) / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -220,9 +224,11 @@ def load_dataset(data_dirs, tokenizer, vocab_size: int, hold_steps: int | None =
         data_dirs = [data_dirs]
     paths = sorted((p for d in data_dirs for p in Path(d).glob("task_*.npz")), key=lambda p: (p.name, str(p)))
     frames, prompts, tokens, all_actions, held, n_traj = [], [], [], [], [], 0
-    prompt_cache, relabelled, counted = {}, 0, set()
+    prompt_cache, relabelled, counted, views = {}, 0, set(), {}
     for path in paths:
         demo, record = load_task_demos(path), collection_record(path)
+        view = record.get("config", {}).get("view_box")
+        views.setdefault(None if view is None else tuple(float(b) for b in view), path)
         if drop_still_tail:
             keep = ~still_tail(demo["actions"], demo["episodes"])
             demo = {**demo, "frames": [f for f, k in zip(demo["frames"], keep) if k], "actions": demo["actions"][keep],
@@ -249,14 +255,20 @@ def load_dataset(data_dirs, tokenizer, vocab_size: int, hold_steps: int | None =
     if not frames:
         raise FileNotFoundError(f"{', '.join(map(str, data_dirs))}: no task_*.npz demonstrations "
                                 "(run `python -m vla_ch2.factory.teaching_model demos`)")
+    if len(views) > 1:
+        seen = "; ".join(f"{path} stores {'the whole image' if v is None else f'view box {list(v)}'}"
+                         for v, path in views.items())
+        raise ValueError(f"the demonstrations mix image views ({seen}): a model sees one view; train on "
+                         "collections made with the same --view-box")
     actions = np.concatenate(all_actions)
     held_out = np.concatenate(held)
     stats = statistics if statistics is not None else compute_statistics(actions[~held_out], n_traj)
     a = stats["action"]
     normalized = C.normalize_actions(actions, np.asarray(a["q01"]), np.asarray(a["q99"]))
     tokens = C.normalized_to_tokens(normalized, vocab_size)
+    view_box = next(iter(views))
     return {"frames": frames, "prompts": prompts, "tokens": tokens.astype(np.int64), "stats": stats,
-            "relabelled": relabelled, "held_out": held_out}
+            "relabelled": relabelled, "held_out": held_out, "view_box": None if view_box is None else list(view_box)}
 
 
 def random_resized_crops(images, area: float = C.CENTER_CROP_AREA, generator=None, area_min: float | None = None,
@@ -413,10 +425,14 @@ def train(
             raise ValueError(f"option init: {init} has another vocabulary than {tokenizer_path}")
         config_overrides = config_overrides or {k: stored[k] for k in MODEL_SIZES}
         statistics = json.loads((init / "dataset_statistics.json").read_text())[SUITE_KEY]
+        init_view = json.loads((init / "preprocessor_config.json").read_text()).get("view_box")
     cfg = modeling.TeachVLAConfig(vocab_size=tokenizer.get_vocab_size(), **(config_overrides or {}))
     holdout = int(options.get("holdout", 0))
     data = load_dataset(data_dir, tokenizer, cfg.vocab_size, hold_steps=options.get("hold_steps", 7), holdout=holdout,
                         drop_still_tail=bool(options.get("drop_still_tail", False)), statistics=statistics)
+    if init is not None and data["view_box"] != init_view:
+        raise ValueError(f"option init: {init} sees view box {init_view} but the demonstrations store "
+                         f"{data['view_box']} (None is the whole image); fine-tune on frames in the model's own view")
     n = len(data["frames"])
     train_idx = torch.from_numpy(np.flatnonzero(~data["held_out"]))
     held_idx = torch.from_numpy(np.flatnonzero(data["held_out"]))
@@ -529,6 +545,7 @@ def train(
         "options": options, "held_out_frames": int(len(held_idx)),
         "weights_from_step": steps - 1 if best is None else best[1], "log": log,
         "config": {k: getattr(cfg, k) for k in ("vocab_size", *MODEL_SIZES)},
+        "view_box": data["view_box"],
         "statistics": data["stats"],
     }
     (out_dir / "train.json").write_text(json.dumps(summary, indent=2))
@@ -572,8 +589,9 @@ def export_checkpoint(weights: Path, train_json: Path, tokenizer_path: Path, out
     state = {f"core.{k}": v.detach().clone().contiguous() for k, v in state.items()}
     save_file(state, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
     shutil.copy(tokenizer_path, out_dir / "tokenizer.json")
+    view = {"view_box": summary["view_box"]} if summary.get("view_box") is not None else {}
     (out_dir / "preprocessor_config.json").write_text(json.dumps(
-        {"image_size": summary["config"]["image_size"],
+        {"image_size": summary["config"]["image_size"], **view,
          "auto_map": {"AutoProcessor": "processing_teachvla.TeachVLAProcessor"},
          "processor_class": "TeachVLAProcessor"}, indent=2) + "\n")
     (out_dir / "dataset_statistics.json").write_text(json.dumps(norm_stats, indent=2) + "\n")
@@ -690,6 +708,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="share of tries whose expert closes early and goes on down while closing")
     p.add_argument("--early-close", type=float, nargs=2, default=(0.005, 0.03), metavar=("MIN", "MAX"),
                    help="how much earlier (metres above the usual closing height) those tries close")
+    p.add_argument("--view-box", type=float, nargs=4, default=None, metavar=("LEFT", "TOP", "RIGHT", "BOTTOM"),
+                   help="store the part of the policy's 224 image the model will see (fractions; default: all of it)")
     p = sub.add_parser("thin", help="copy demonstrations keeping an evenly spaced fraction of their frames")
     p.add_argument("--data", type=Path, default=Path("data/demos"))
     p.add_argument("--fraction", type=float, required=True)
@@ -736,12 +756,18 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error(f"{flag} {low} {high}: give MIN MAX in metres with 0 <= MIN <= MAX")
         if not 0.0 <= args.early_close_fraction <= 1.0:
             parser.error(f"--early-close-fraction {args.early_close_fraction}: give a share between 0 and 1")
+        if args.view_box is not None:
+            left, top, right, bottom = args.view_box
+            if not (0.0 <= left < right <= 1.0 and 0.0 <= top < bottom <= 1.0):
+                parser.error(f"--view-box {left} {top} {right} {bottom}: give LEFT TOP RIGHT BOTTOM as fractions "
+                             "of the image with 0 <= LEFT < RIGHT <= 1 and 0 <= TOP < BOTTOM <= 1")
 
         args.out.mkdir(parents=True, exist_ok=True)
         cfg = DemoConfig(per_task=args.per_task, seed=args.seed, image_size=args.image_size,
                          jpeg_quality=args.jpeg_quality, noisy_fraction=args.noisy_fraction, keep_every=args.keep_every,
                          recovery=args.recovery, miss_xy=tuple(args.miss_xy), miss_z=tuple(args.miss_z),
-                         early_close_fraction=args.early_close_fraction, early_close=tuple(args.early_close))
+                         early_close_fraction=args.early_close_fraction, early_close=tuple(args.early_close),
+                         view_box=None if args.view_box is None else tuple(args.view_box))
         for task_id in args.tasks:
             print(json.dumps(collect_task(task_id, cfg, args.out)), flush=True)
     elif args.command == "thin":

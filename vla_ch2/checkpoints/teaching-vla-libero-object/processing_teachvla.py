@@ -17,21 +17,39 @@ from PIL import Image
 from transformers import BatchFeature, PreTrainedTokenizerFast
 
 
-def image_to_pixels(image: Image.Image, size: int) -> np.ndarray:
-    """Resize (antialiased bilinear) to ``size`` and scale to [-1, 1], channels first."""
+#: The whole image: a processor without a ``view_box`` sees everything it is given.
+FULL_VIEW = (0.0, 0.0, 1.0, 1.0)
+
+
+def model_view(image: Image.Image, size: int, view_box=FULL_VIEW) -> Image.Image:
+    """The part of ``image`` the model looks at, resized (antialiased bilinear) to ``size`` x ``size``.
+
+    ``view_box`` is (left, top, right, bottom) in fractions of the image. A box
+    narrower than the image spends the model's pixels on the workspace instead of
+    the wall and the floor; a box that is not square stretches one axis.
+    """
     image = image.convert("RGB")
-    if image.size != (size, size):
-        image = image.resize((size, size), Image.BILINEAR)
-    pixels = np.asarray(image, dtype=np.float32) / 255.0
+    box = tuple(float(b) for b in view_box)
+    if image.size == (size, size) and box == FULL_VIEW:
+        return image
+    width, height = image.size
+    pixels_box = (box[0] * width, box[1] * height, box[2] * width, box[3] * height)
+    return image.resize((size, size), Image.BILINEAR, box=pixels_box)
+
+
+def image_to_pixels(image: Image.Image, size: int, view_box=FULL_VIEW) -> np.ndarray:
+    """:func:`model_view`, scaled to [-1, 1], channels first."""
+    pixels = np.asarray(model_view(image, size, view_box), dtype=np.float32) / 255.0
     return ((pixels - 0.5) / 0.5).transpose(2, 0, 1)
 
 
 class TeachVLAProcessor:
     """Tokenizer + image transform of the teaching model."""
 
-    def __init__(self, tokenizer: PreTrainedTokenizerFast, image_size: int):
+    def __init__(self, tokenizer: PreTrainedTokenizerFast, image_size: int, view_box=FULL_VIEW):
         self.tokenizer = tokenizer
         self.image_size = image_size
+        self.view_box = tuple(float(b) for b in view_box)
         self._encoded: dict = {}  # a loop sends the same prompt every step: tokenize it once
 
     @classmethod
@@ -42,12 +60,12 @@ class TeachVLAProcessor:
     def from_pretrained(cls, path, **kwargs) -> "TeachVLAProcessor":
         path = os.fspath(path)
         with open(os.path.join(path, "preprocessor_config.json"), encoding="utf-8") as handle:
-            image_size = int(json.load(handle)["image_size"])
+            stored = json.load(handle)
         tokenizer = PreTrainedTokenizerFast(
             tokenizer_file=os.path.join(path, "tokenizer.json"),
             bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
         )
-        return cls(tokenizer, image_size)
+        return cls(tokenizer, int(stored["image_size"]), stored.get("view_box", FULL_VIEW))
 
     def __call__(self, text, images, return_tensors: str = "pt") -> BatchFeature:
         texts = [text] if isinstance(text, str) else list(text)
@@ -58,7 +76,7 @@ class TeachVLAProcessor:
                 self._encoded.clear()
             self._encoded[key] = self.tokenizer(texts, padding=True, return_tensors="pt")
         encoded = {name: tensor.clone() for name, tensor in self._encoded[key].items()}
-        pixels = np.stack([image_to_pixels(p, self.image_size) for p in pictures])
+        pixels = np.stack([image_to_pixels(p, self.image_size, self.view_box) for p in pictures])
         return BatchFeature(
             {
                 "input_ids": encoded["input_ids"],
