@@ -18,6 +18,15 @@ expert teaches a learner that closes too high to do.
     python scripts/grasp_tolerance.py --radii 0 --early 0.01 0.02 0.03 --directions 4 --workers 2 \\
         --out docs/results/v2/grasp_tolerance.jsonl
 
+Errors are counted from the expert's usual aim at the time (each row's
+``grasp_xy``, from :data:`vla_ch2.factory.expert.GRASP_XY`). Evenly spaced
+directions put each on a layout of its own, so a hard layout can pass for a
+bad direction; ``--angles 0 180 --layouts 3`` instead tries each direction
+on the same three layouts (where along world x the grasp still holds):
+
+    python scripts/grasp_tolerance.py --tasks 1 --radii 0 0.005 0.01 0.015 0.02 0.03 0.04 0.05 \\
+        --angles 0 180 --layouts 3 --out docs/results/v2/round4/grasp_window_task1.jsonl
+
 Layouts are fresh (seeds ``LAYOUT_BASE`` + 1000 * task + k, used by nothing
 else); resumable: episodes already in ``--out`` are skipped.
 """
@@ -43,13 +52,13 @@ MAX_STEPS = 280
 def _worker(jobs, results, suite: str) -> None:
     from vla_ch2 import conventions as C
     from vla_ch2.env import LiberoTask, quiet_robosuite
-    from vla_ch2.factory.expert import ExpertConfig, ScriptedExpert
+    from vla_ch2.factory.expert import GRASP_XY, ExpertConfig, ScriptedExpert
 
     quiet_robosuite()
     tasks = {}
     try:
         while (job := jobs.get()) is not None:
-            task_id, radius, height, early, k, directions = job
+            task_id, radius, height, early, k, angle_deg = job
             if task_id not in tasks:
                 tasks[task_id] = LiberoTask(suite, task_id)
             task, layout_seed = tasks[task_id], LAYOUT_BASE + 1000 * task_id + k
@@ -57,7 +66,7 @@ def _worker(jobs, results, suite: str) -> None:
             obs = task.reset(layout_seed=layout_seed)
             for _ in range(C.NUM_WAIT_STEPS):
                 obs, _, _, _ = task.step(C.WAIT_ACTION)
-            angle = 2 * math.pi * k / directions
+            angle = math.radians(angle_deg)
             miss = (radius * math.cos(angle), radius * math.sin(angle), height)
             expert = ScriptedExpert(target, config=ExpertConfig(max_attempts=0), miss=miss, early_close=early)
             done, steps = False, 0
@@ -65,8 +74,10 @@ def _worker(jobs, results, suite: str) -> None:
                 obs, _, done, _ = task.step(expert.act(obs))
                 steps += 1
             results.put({"task": task_id, "radius": radius, "height": height, "early": early, "k": k,
-                         "angle_deg": round(math.degrees(angle), 1), "layout_seed": layout_seed,
-                         "success": bool(done), "steps": steps, "object": target})
+                         "angle_deg": angle_deg, "layout_seed": layout_seed,
+                         "success": bool(done), "steps": steps, "object": target,
+                         # the usual aim these errors are counted from (it has moved: GRASP_XY)
+                         "grasp_xy": list(GRASP_XY.get(target.rsplit("_", 1)[0], (0.0, 0.0)))})
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which stops with the message
         results.put({"error": f"{type(exc).__name__}: {exc}"})
     finally:
@@ -86,16 +97,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--early", type=float, nargs="+", default=[0.0],
                         help="closing this much earlier on the way down, then going on down, metres")
     parser.add_argument("--directions", type=int, default=6, help="evenly spaced directions (one layout each)")
+    parser.add_argument("--angles", type=float, nargs="+", default=None,
+                        help="these directions instead (degrees from world +x towards +y), each on --layouts layouts")
+    parser.add_argument("--layouts", type=int, default=3, help="layouts per direction given with --angles")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    if args.directions < 1 or any(not 0 <= r < 0.1 for r in args.radii + args.heights + args.early):
-        parser.error("--directions must be at least 1 and every --radii, --heights and --early value in [0, 0.1) metres")
+    if args.directions < 1 or args.layouts < 1 or any(not 0 <= r < 0.1 for r in args.radii + args.heights + args.early):
+        parser.error("--directions and --layouts must be at least 1 and every --radii, --heights and --early value "
+                     "in [0, 0.1) metres")
     tasks = parse_tasks(args.tasks, N_TASKS[args.suite])
     rows = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.is_file() else []
-    done = {(r["task"], r["radius"], r["height"], r["early"], r["k"]) for r in rows}
-    todo = [(t, r, h, e, k, args.directions) for r in args.radii for h in args.heights for e in args.early
-            for k in range(args.directions) for t in tasks if (t, r, h, e, k) not in done]
+    done = {(r["task"], r["radius"], r["height"], r["early"], r["k"], r["angle_deg"]) for r in rows}
+    # Evenly spaced directions pair direction k with layout k; --angles crosses every direction with every layout,
+    # so that a hard layout cannot pass for a bad direction.
+    aims = ([(k, round(360.0 * k / args.directions, 1)) for k in range(args.directions)] if args.angles is None
+            else [(k, float(a)) for a in args.angles for k in range(args.layouts)])
+    # With --angles, an aim of radius 0 is the same episode in every direction: run it once.
+    todo = [(t, r, h, e, k, a) for r in args.radii for h in args.heights for e in args.early
+            for k, a in aims for t in tasks if (t, r, h, e, k, a) not in done
+            and not (r == 0 and args.angles is not None and a != aims[0][1])]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     try:
         pool_to_jsonl(_worker, todo, args.workers, args.out, args.suite, name="a grasp-tolerance worker")

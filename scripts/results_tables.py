@@ -472,6 +472,31 @@ def grasp_tolerance_table(path: Path = R / "v2" / "grasp_tolerance.jsonl") -> st
     return "\n".join(lines) + "\n"
 
 
+def grasp_window_table(paths=(R / "v2" / "round4" / "grasp_window_task1.jsonl",
+                                R / "v2" / "round4" / "grasp_window_task5.jsonl")) -> str:
+    """Grasps by the expert aimed along world x only (``grasp_tolerance.py --angles 0 180``), per object: where they hold."""
+    rows = [json.loads(line) for path in paths for line in Path(path).read_text().splitlines() if line.strip()]
+    names = sorted({r["object"].rsplit("_", 1)[0] for r in rows})
+    grasped: dict = {}
+    for r in rows:
+        if r["angle_deg"] not in (0.0, 180.0) or r["height"] or r["early"]:
+            raise ValueError(f"{r['object']}: a row aimed off world x (angle {r['angle_deg']}, height {r['height']}, "
+                             f"early {r['early']}); this table is for --angles 0 180 alone")
+        if r["radius"] == 0 and r["angle_deg"] == 180.0:
+            continue  # the same episode as at 0 degrees (grasp_tolerance.py runs it once now)
+        x = round(100 * (r["grasp_xy"][0] + (r["radius"] if r["angle_deg"] == 0.0 else -r["radius"])), 1)
+        tally = grasped.setdefault((r["object"].rsplit("_", 1)[0], x), [0, 0])
+        tally[0] += r["success"]
+        tally[1] += 1
+    xs = sorted({x for _, x in grasped})
+    lines = ["| aimed at x (cm from the object's origin) | " + " | ".join(n.replace("_", " ") for n in names) + " |",
+             "|---:|" + "---:|" * len(names)]
+    for x in xs:
+        cells = [f"{grasped[(n, x)][0]}/{grasped[(n, x)][1]}" if (n, x) in grasped else "" for n in names]
+        lines.append(f"| {x:+.1f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def speed_ab_table(directory: Path = R / "v2" / "speed-ab") -> str:
     """Two loop benches run back to back on one machine: the model code before and after a change."""
     before, after = (json.loads((directory / f"{n}.json").read_text()) for n in ("before", "after"))
@@ -508,7 +533,9 @@ def main(only: list[str] | None = None) -> None:
         "v2_drills_matrix.md": lambda: matrix_table(R / "v2" / "drills-matrix"),
         "v2_round2.md": validation_table,
         "v2_round3.md": lambda: validation_table(R / "v2" / "round3"),
+        "v2_round4.md": lambda: validation_table(R / "v2" / "round4"),
         "grasp_tolerance.md": grasp_tolerance_table,
+        "grasp_window.md": grasp_window_table,
         "speed_ab.md": speed_ab_table,
     }
     for name, make in makers.items():

@@ -51,14 +51,17 @@ def test_the_grading_fixtures_are_the_committed_drills(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("name", ["taxonomy.md", "drill_fixtures.md", "agreement.md", "image_path.md", "v2_round2.md",
-                                  "v2_round3.md", "grasp_tolerance.md"])
+                                  "v2_round3.md", "v2_round4.md", "grasp_tolerance.md",
+                                  "grasp_window.md"])
 def test_the_generated_tables_are_current(name, monkeypatch):
     monkeypatch.chdir(REPO)
     module = _script("results_tables")
     make = {"taxonomy.md": module.taxonomy_table, "drill_fixtures.md": module.fixtures_table,
             "agreement.md": module.agreement_table, "image_path.md": module.image_path_table,
             "v2_round2.md": module.validation_table, "grasp_tolerance.md": module.grasp_tolerance_table,
-            "v2_round3.md": lambda: module.validation_table(REPO / "docs" / "results" / "v2" / "round3")}[name]
+            "grasp_window.md": module.grasp_window_table,
+            "v2_round3.md": lambda: module.validation_table(REPO / "docs" / "results" / "v2" / "round3"),
+            "v2_round4.md": lambda: module.validation_table(REPO / "docs" / "results" / "v2" / "round4")}[name]
     committed = (REPO / "docs" / "results" / "_generated" / name).read_text(encoding="utf-8")
     assert make() == committed, f"run `python scripts/results_tables.py {name}`"
 
@@ -148,3 +151,22 @@ def test_the_summary_script_refuses_a_folder_without_drills(tmp_path):
     done = subprocess.run([sys.executable, str(REPO / "scripts" / "drills_summary.py"), str(tmp_path)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "no seed-* drill directories" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_grasp_window_counts_aims_from_the_usual_aim_of_their_time(tmp_path):
+    module = _script("results_tables")
+
+    def row(radius, angle, success, k=0, **extra):
+        return {"task": 1, "radius": radius, "height": 0.0, "early": 0.0, "k": k, "angle_deg": angle,
+                "success": success, "object": "cream_cheese_1", "grasp_xy": [-0.01, 0.0], **extra}
+
+    rows = [row(0.0, 0.0, True), row(0.0, 180.0, True), row(0.01, 0.0, False), row(0.01, 0.0, True, k=1),
+            row(0.01, 180.0, True)]
+    path = tmp_path / "window.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    table = module.grasp_window_table([path])
+    # 1 cm towards +x from an aim of -1 cm is the box's origin; the aim of radius 0 counts once.
+    assert "| -1.0 | 1/1 |" in table and "| +0.0 | 1/2 |" in table and "| -2.0 | 1/1 |" in table
+    path.write_text(json.dumps(row(0.01, 90.0, True)) + "\n")
+    with pytest.raises(ValueError, match="aimed off world x .*angle 90.0"):
+        module.grasp_window_table([path])

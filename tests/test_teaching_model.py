@@ -299,13 +299,30 @@ def test_a_run_of_twenty_steps_trains(tmp_path):
 
 
 @pytest.mark.parametrize("argv, named", [(["--radii", "0.2"], "--radii"), (["--heights", "-0.01"], "--heights"),
-                                         (["--directions", "0"], "--directions")])
+                                         (["--directions", "0"], "--directions"), (["--layouts", "0"], "--layouts")])
 def test_grasp_tolerance_refuses_a_bad_aim_error_or_direction_count_before_any_simulator_starts(argv, named, capsys,
                                                                                                 tmp_path):
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("grasp_tolerance", Path(__file__).resolve().parents[1] / "scripts"
                                                   / "grasp_tolerance.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(SystemExit) as stop:
+        module.main([*argv, "--out", str(tmp_path / "out.jsonl")])
+    assert stop.value.code == 2
+    assert named in capsys.readouterr().err
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+@pytest.mark.parametrize("argv, named", [(["--task", "10"], "--task 10"), (["--task", "1", "--inits", "0,50"], "--inits"),
+                                         (["--task", "1", "--inits", "a"], "--inits"),
+                                         (["--task", "1", "--driver", "human"], "--driver")])
+def test_probe_descent_refuses_a_bad_task_state_or_driver_before_any_simulator_starts(argv, named, capsys, tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("probe_descent", Path(__file__).resolve().parents[1] / "scripts"
+                                                  / "probe_descent.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     with pytest.raises(SystemExit) as stop:
