@@ -215,9 +215,10 @@ def main() -> None:
                      + ("" if bench.get("model_sha256") in (None, digest) else
                         f" Measured with other weights of the same sizes (SHA-256 {bench['model_sha256'][:12]}...): "
                         "an action is seven greedy tokens whatever the weights, so its cost depends on the sizes only."))
-    lines += ["", "Where and why it fails on its weak tasks (the cream cheese closes too high, the tomato sauce is "
-              "misaimed, the milk goes wrong after the close), from replays of official episodes, and what was tried "
-              "to fix it: the site's results page (`docs/results/index.md`), Rounds 2 and 3."]
+    lines += ["", "Where and why it fails on its weak tasks (on the cream cheese and the tomato sauce its hand comes "
+              "down off along x, where a finger rests on the box or misses the jar; the milk goes wrong after the "
+              "close), from replays of official episodes, and what was tried to fix it: the site's results page "
+              "(`docs/results/index.md`), Rounds 2 to 4 and what stops the cream cheese."]
     lines += ["", "The previous checkpoint (v1: 13 demonstrations per task at 128 pixels, Pillow image path) and its "
               "results are kept on the site's results page, labelled v1."]
     lines += ["", "Regenerate everything: `bash scripts/make_results.sh`, then `python scripts/model_card.py`.", ""]

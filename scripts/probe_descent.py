@@ -3,15 +3,15 @@
 Two drivers, on official initial states of one task:
 
 - ``--driver model``: the model drives, as in evaluation. Each step near the
-  object gives the hand's offset from the expert's grasp point (x, y, z in
-  cm, world frame) and the model's x, y, z and gripper commands, up to its
+  object gives the hand's offset from the object's origin (x, y, z in cm,
+  world frame; the expert's aim is ``GRASP_XY`` from there) and the model's x, y, z and gripper commands, up to its
   seventh closing command. A hand that stops while the model still commands
   a descent is resting on something.
 - ``--driver expert``: the scripted expert drives, and at each step of its
   descent and close the model is asked too: what it would do (greedy, as in
-  evaluation), and, given the expert's own six motion tokens, how likely it
-  finds the expert's "open" and "close" (teacher forcing). This asks whether
-  the model can tell from these images when to close.
+  evaluation; gripper +1 closes), and, given the expert's own six motion
+  tokens, how likely it finds the expert's "open" and "close" (teacher
+  forcing). This asks whether the model can tell from these images when to close.
 
     python scripts/probe_descent.py --task 1 --inits 0,3 --driver model --out probe.jsonl [--model DIR]
 """
@@ -54,7 +54,7 @@ def expert_forced(policy, image, prompt: str, expert_action, q01, q99, tokens) -
     from vla_ch2 import conventions as C
     from vla_ch2.factory.teaching_model import to_training_convention
 
-    free = policy.predict(image, prompt, "libero_object")
+    free = C.postprocess_gripper(policy.predict(image, prompt, "libero_object"))  # env convention: +1 closes
     inputs = policy.processor(prompt, Image.fromarray(image))
     ids = inputs["input_ids"]
     empty = torch.full_like(ids[:, :1], policy.vla.config.empty_token_id)
@@ -91,11 +91,12 @@ def probe(task_id: int, inits: list[int], driver: str, model: str | None, max_st
             expert, closes = ScriptedExpert(target), 0
             for step in range(max_steps):
                 label = expert.act(obs)  # the expert's phase and grasp point, also when the model drives
-                goal = expert._grasp_goal(np.asarray(obs[f"{target}_pos"], dtype=float))
-                offset = (np.asarray(obs["robot0_eef_pos"], dtype=float) - goal) * 100
+                # From the object's origin, not from the expert's grasp point: that has moved between versions.
+                offset = (np.asarray(obs["robot0_eef_pos"], dtype=float)
+                          - np.asarray(obs[f"{target}_pos"], dtype=float)) * 100
                 image = C.center_crop(C.prepare_image(task.frame(obs)))
                 row = {"task": task_id, "init": init, "driver": driver, "step": step,
-                       "hand_minus_grasp_cm": np.round(offset, 1).tolist()}
+                       "hand_minus_object_cm": np.round(offset, 1).tolist()}
                 if driver == "model":
                     action = C.postprocess_gripper(policy.predict(image, prompt, "libero_object"))
                     row.update(command_xyz=np.round(action[:3], 2).tolist(), gripper=float(action[6]))

@@ -11,8 +11,8 @@ One JSON line per episode: success, steps, every object that moved more than
 1 cm (metres), where the hand ended, where the basket is, and just after the
 first closing command the step and the hand's offset from the task's object (x, y,
 z in metres, world frame; the scripted expert closes about 1 cm above its
-grasp point, aimed -1 cm in x on the cream cheese). ``--after N`` adds the
-next N steps: the hand's height over the object and the policy's z and
+grasp point, aimed along x by ``GRASP_XY``: in v2's demonstrations -1 cm on
+the cream cheese). ``--after N`` adds the next N steps: the hand's height over the object and the policy's z and
 gripper commands (does it go on down while closing, or lift at once?).
 """
 
