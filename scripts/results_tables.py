@@ -534,6 +534,7 @@ def main(only: list[str] | None = None) -> None:
         "v2_round2.md": validation_table,
         "v2_round3.md": lambda: validation_table(R / "v2" / "round3"),
         "v2_round4.md": lambda: validation_table(R / "v2" / "round4"),
+        "v2_round5.md": lambda: validation_table(R / "v2" / "round5"),
         "grasp_tolerance.md": grasp_tolerance_table,
         "grasp_window.md": grasp_window_table,
         "speed_ab.md": speed_ab_table,

@@ -51,7 +51,7 @@ def test_the_grading_fixtures_are_the_committed_drills(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("name", ["taxonomy.md", "drill_fixtures.md", "agreement.md", "image_path.md", "v2_round2.md",
-                                  "v2_round3.md", "v2_round4.md", "grasp_tolerance.md",
+                                  "v2_round3.md", "v2_round4.md", "v2_round5.md", "grasp_tolerance.md",
                                   "grasp_window.md"])
 def test_the_generated_tables_are_current(name, monkeypatch):
     monkeypatch.chdir(REPO)
@@ -61,7 +61,8 @@ def test_the_generated_tables_are_current(name, monkeypatch):
             "v2_round2.md": module.validation_table, "grasp_tolerance.md": module.grasp_tolerance_table,
             "grasp_window.md": module.grasp_window_table,
             "v2_round3.md": lambda: module.validation_table(REPO / "docs" / "results" / "v2" / "round3"),
-            "v2_round4.md": lambda: module.validation_table(REPO / "docs" / "results" / "v2" / "round4")}[name]
+            "v2_round4.md": lambda: module.validation_table(REPO / "docs" / "results" / "v2" / "round4"),
+            "v2_round5.md": lambda: module.validation_table(REPO / "docs" / "results" / "v2" / "round5")}[name]
     committed = (REPO / "docs" / "results" / "_generated" / name).read_text(encoding="utf-8")
     assert make() == committed, f"run `python scripts/results_tables.py {name}`"
 
