@@ -472,11 +472,16 @@ def grasp_tolerance_table(path: Path = R / "v2" / "grasp_tolerance.jsonl") -> st
     return "\n".join(lines) + "\n"
 
 
-def grasp_window_table(paths=(R / "v2" / "round4" / "grasp_window_task1.jsonl",
-                                R / "v2" / "round4" / "grasp_window_task5.jsonl")) -> str:
-    """Grasps by the expert aimed along world x only (``grasp_tolerance.py --angles 0 180``), per object: where they hold."""
+#: The expert aimed along world x only (round 4's graspable ranges).
+WINDOW_FILES = (R / "v2" / "round4" / "grasp_window_task1.jsonl", R / "v2" / "round4" / "grasp_window_task5.jsonl")
+
+
+def grasp_window(paths=WINDOW_FILES) -> dict:
+    """{(object, aim x in cm from its origin): [successes, episodes]} from ``grasp_tolerance.py --angles 0 180`` rows.
+
+    The aim is counted from each row's own usual aim (``grasp_xy``), which has moved.
+    """
     rows = [json.loads(line) for path in paths for line in Path(path).read_text().splitlines() if line.strip()]
-    names = sorted({r["object"].rsplit("_", 1)[0] for r in rows})
     grasped: dict = {}
     for r in rows:
         if r["angle_deg"] not in (0.0, 180.0) or r["height"] or r["early"]:
@@ -488,6 +493,13 @@ def grasp_window_table(paths=(R / "v2" / "round4" / "grasp_window_task1.jsonl",
         tally = grasped.setdefault((r["object"].rsplit("_", 1)[0], x), [0, 0])
         tally[0] += r["success"]
         tally[1] += 1
+    return grasped
+
+
+def grasp_window_table(paths=WINDOW_FILES) -> str:
+    """Grasps by the expert aimed along world x only (``grasp_tolerance.py --angles 0 180``), per object: where they hold."""
+    grasped = grasp_window(paths)
+    names = sorted({n for n, _ in grasped})
     xs = sorted({x for _, x in grasped})
     lines = ["| aimed at x (cm from the object's origin) | " + " | ".join(n.replace("_", " ") for n in names) + " |",
              "|---:|" + "---:|" * len(names)]

@@ -177,16 +177,12 @@ def test_the_expert_aims_at_the_middle_of_where_its_grasps_hold():
     """GRASP_XY's aims come from the measured windows (docs/results/v2/round4/grasp_window_task*.jsonl)."""
     from vla_ch2.factory.expert import GRASP_XY
 
-    rows = [json.loads(line) for task in (1, 5)
-            for line in (REPO / "docs" / "results" / "v2" / "round4" / f"grasp_window_task{task}.jsonl").read_text().splitlines()]
+    module = _script("results_tables")
+    grasped = module.grasp_window([REPO / path for path in module.WINDOW_FILES])
     for name in ("cream_cheese", "tomato_sauce"):
-        outcomes: dict = {}
-        for r in rows:
-            if r["object"].rsplit("_", 1)[0] == name:
-                x = round(100 * (r["grasp_xy"][0] + (r["radius"] if r["angle_deg"] == 0.0 else -r["radius"])), 1)
-                outcomes.setdefault(x, []).append(r["success"])
-        always = sorted(x for x, successes in outcomes.items() if all(successes))
+        outcomes = {x: tally for (n, x), tally in grasped.items() if n == name}
+        always = sorted(x for x, (successes, episodes) in outcomes.items() if successes == episodes)
         low, high = always[0], always[-1]
-        assert all(all(outcomes[x]) for x in outcomes if low <= x <= high), f"{name}: the graspable range has a hole"
+        assert all(s == e for x, (s, e) in outcomes.items() if low <= x <= high), f"{name}: the graspable range has a hole"
         aim = 100 * GRASP_XY[name][0]
         assert abs(aim - (low + high) / 2) <= 0.5, f"{name}: aimed at {aim} cm, the range is {low} to {high} cm"
