@@ -473,7 +473,8 @@ def grasp_tolerance_table(path: Path = R / "v2" / "grasp_tolerance.jsonl") -> st
 
 
 #: The expert aimed along world x only (round 4's graspable ranges).
-WINDOW_FILES = (R / "v2" / "round4" / "grasp_window_task1.jsonl", R / "v2" / "round4" / "grasp_window_task5.jsonl")
+WINDOW_FILES = (R / "v2" / "round4" / "grasp_window_task1.jsonl", R / "v2" / "round4" / "grasp_window_task5.jsonl",
+                *(R / "v2" / "round5" / f"grasp_window_task{t}.jsonl" for t in (2, 3, 7, 9)))
 
 
 def grasp_window(paths=WINDOW_FILES) -> dict:
