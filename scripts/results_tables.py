@@ -548,6 +548,7 @@ def main(only: list[str] | None = None) -> None:
         "v2_round3.md": lambda: validation_table(R / "v2" / "round3"),
         "v2_round4.md": lambda: validation_table(R / "v2" / "round4"),
         "v2_round5.md": lambda: validation_table(R / "v2" / "round5"),
+        "v2_round6.md": lambda: validation_table(R / "v2" / "round6"),
         "grasp_tolerance.md": grasp_tolerance_table,
         "grasp_window.md": grasp_window_table,
         "speed_ab.md": speed_ab_table,
