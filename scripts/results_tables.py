@@ -472,7 +472,7 @@ def grasp_tolerance_table(path: Path = R / "v2" / "grasp_tolerance.jsonl") -> st
     return "\n".join(lines) + "\n"
 
 
-#: The expert aimed along world x only (round 4's graspable ranges).
+#: The expert aimed along world x only: the graspable ranges of rounds 4 and 5.
 WINDOW_FILES = (R / "v2" / "round4" / "grasp_window_task1.jsonl", R / "v2" / "round4" / "grasp_window_task5.jsonl",
                 *(R / "v2" / "round5" / f"grasp_window_task{t}.jsonl" for t in (2, 3, 7, 9)))
 
@@ -521,39 +521,42 @@ def speed_ab_table(directory: Path = R / "v2" / "speed-ab") -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Every generated table: its file name under docs/results/_generated and what writes it.
+MAKERS = {
+    "drills.md": lambda: drills_table(R / "drills"),
+    "drills_sets.md": lambda: sets_table(R / "drills"),
+    "drills_robustness.md": robustness_table,
+    "drills_matrix.md": matrix_table,
+    "drills_matrix_signatures.md": matrix_signatures,
+    "sweep.md": sweep_table,
+    "first_close.md": first_close_summary,
+    "tasks.md": tasks_table,
+    "bench.md": bench_table,
+    "bench_main.md": lambda: bench_table("bench_main.json"),
+    "taxonomy.md": taxonomy_table,
+    "drill_fixtures.md": fixtures_table,
+    "agreement.md": agreement_table,
+    "image_path.md": image_path_table,
+    "suite.md": suite_table,
+    "suite_failures.md": suite_failures,
+    "v2_drills.md": lambda: drills_table(R / "v2" / "drills"),
+    "v2_signatures.md": v1_v2_signatures,
+    "v2_drills_matrix.md": lambda: matrix_table(R / "v2" / "drills-matrix"),
+    "v2_round2.md": validation_table,
+    "v2_round3.md": lambda: validation_table(R / "v2" / "round3"),
+    "v2_round4.md": lambda: validation_table(R / "v2" / "round4"),
+    "v2_round5.md": lambda: validation_table(R / "v2" / "round5"),
+    "v2_round6.md": lambda: validation_table(R / "v2" / "round6"),
+    "grasp_tolerance.md": grasp_tolerance_table,
+    "grasp_window.md": grasp_window_table,
+    "speed_ab.md": speed_ab_table,
+}
+
+
 def main(only: list[str] | None = None) -> None:
     """Write every table (or only the named ones, e.g. ``taxonomy.md``)."""
     OUT.mkdir(parents=True, exist_ok=True)
-    makers = {
-        "drills.md": lambda: drills_table(R / "drills"),
-        "drills_sets.md": lambda: sets_table(R / "drills"),
-        "drills_robustness.md": robustness_table,
-        "drills_matrix.md": matrix_table,
-        "drills_matrix_signatures.md": matrix_signatures,
-        "sweep.md": sweep_table,
-        "first_close.md": first_close_summary,
-        "tasks.md": tasks_table,
-        "bench.md": bench_table,
-        "bench_main.md": lambda: bench_table("bench_main.json"),
-        "taxonomy.md": taxonomy_table,
-        "drill_fixtures.md": fixtures_table,
-        "agreement.md": agreement_table,
-        "image_path.md": image_path_table,
-        "suite.md": suite_table,
-        "suite_failures.md": suite_failures,
-        "v2_drills.md": lambda: drills_table(R / "v2" / "drills"),
-        "v2_signatures.md": v1_v2_signatures,
-        "v2_drills_matrix.md": lambda: matrix_table(R / "v2" / "drills-matrix"),
-        "v2_round2.md": validation_table,
-        "v2_round3.md": lambda: validation_table(R / "v2" / "round3"),
-        "v2_round4.md": lambda: validation_table(R / "v2" / "round4"),
-        "v2_round5.md": lambda: validation_table(R / "v2" / "round5"),
-        "v2_round6.md": lambda: validation_table(R / "v2" / "round6"),
-        "grasp_tolerance.md": grasp_tolerance_table,
-        "grasp_window.md": grasp_window_table,
-        "speed_ab.md": speed_ab_table,
-    }
-    for name, make in makers.items():
+    for name, make in MAKERS.items():
         if only and name not in only:
             continue
         try:
