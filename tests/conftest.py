@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
 
 from vla_ch2.policy import DEFAULT_MODEL
+
+
+@pytest.fixture(scope="session")
+def script():
+    """Import ``scripts/<name>.py`` as a module: ``script("results_tables").MAKERS``."""
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
 
 
 @pytest.fixture(scope="session")

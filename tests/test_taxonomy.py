@@ -8,7 +8,6 @@ logs under ``docs/results/drills-matrix`` and compared.
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import inspect
 import json
 import subprocess
@@ -27,23 +26,16 @@ REPO = Path(__file__).resolve().parents[1]
 MATRIX = REPO / "docs" / "results" / "drills-matrix"
 
 
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_the_measured_layer_is_what_the_committed_drills_say():
+def test_the_measured_layer_is_what_the_committed_drills_say(script):
     committed = json.loads((REPO / "vla_ch2" / "data" / T.MEASURED_FILE).read_text(encoding="utf-8"))
-    matrices = _script("drills_summary").DEFAULT_ROOTS  # each teaching model's committed drills matrix
+    matrices = script("drills_summary").DEFAULT_ROOTS  # each teaching model's committed drills matrix
     assert set(committed["models"]) == set(matrices)
     for name, root in matrices.items():
         assert T.summarise(REPO / root, source=root) == committed["models"][name], name
 
 
-def test_the_grading_fixtures_are_the_committed_drills(tmp_path, monkeypatch):
-    module = _script("drill_fixtures")
+def test_the_grading_fixtures_are_the_committed_drills(tmp_path, monkeypatch, script):
+    module = script("drill_fixtures")
     monkeypatch.setattr(module, "OUT", tmp_path / "drills.jsonl.gz")
     module.main()
     committed = REPO / "vla_ch2" / "checking" / "fixtures" / "drills.jsonl.gz"
@@ -53,15 +45,15 @@ def test_the_grading_fixtures_are_the_committed_drills(tmp_path, monkeypatch):
 @pytest.mark.parametrize("name", ["taxonomy.md", "drill_fixtures.md", "agreement.md", "image_path.md", "v2_round2.md",
                                   "v2_round3.md", "v2_round4.md", "v2_round5.md", "v2_round6.md", "grasp_tolerance.md",
                                   "grasp_window.md"])
-def test_the_generated_tables_are_current(name, monkeypatch):
+def test_the_generated_tables_are_current(name, monkeypatch, script):
     monkeypatch.chdir(REPO)
-    make = _script("results_tables").MAKERS[name]
+    make = script("results_tables").MAKERS[name]
     committed = (REPO / "docs" / "results" / "_generated" / name).read_text(encoding="utf-8")
     assert make() == committed, f"run `python scripts/results_tables.py {name}`"
 
 
-def test_the_validation_table_counts_episodes_and_names_a_candidate_without_any(tmp_path):
-    module = _script("results_tables")
+def test_the_validation_table_counts_episodes_and_names_a_candidate_without_any(tmp_path, script):
+    module = script("results_tables")
     rows = [{"model": "a", "task": t, "k": k, "success": k < t + 1} for t in (0, 1) for k in range(4)]
     (tmp_path / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (tmp_path / "candidates.json").write_text(json.dumps([{"model": "a", "name": "A", "data": "d", "training": "t"}]))
@@ -147,8 +139,8 @@ def test_the_summary_script_refuses_a_folder_without_drills(tmp_path):
     assert done.returncode == 2 and "no seed-* drill directories" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_the_grasp_window_counts_aims_from_the_usual_aim_of_their_time(tmp_path):
-    module = _script("results_tables")
+def test_the_grasp_window_counts_aims_from_the_usual_aim_of_their_time(tmp_path, script):
+    module = script("results_tables")
 
     def row(radius, angle, success, k=0, **extra):
         return {"task": 1, "radius": radius, "height": 0.0, "early": 0.0, "k": k, "angle_deg": angle,
@@ -166,7 +158,7 @@ def test_the_grasp_window_counts_aims_from_the_usual_aim_of_their_time(tmp_path)
         module.grasp_window_table([path])
 
 
-def test_the_expert_aims_at_the_middle_of_where_its_grasps_hold():
+def test_the_expert_aims_at_the_middle_of_where_its_grasps_hold(script):
     """GRASP_XY's aims come from the measured windows (docs/results/v2/round*/grasp_window_task*.jsonl).
 
     Every object whose range was measured closed on both sides must be aimed within half a centimetre of its
@@ -174,7 +166,7 @@ def test_the_expert_aims_at_the_middle_of_where_its_grasps_hold():
     """
     from vla_ch2.factory.expert import GRASP_XY
 
-    module = _script("results_tables")
+    module = script("results_tables")
     grasped = module.grasp_window([REPO / path for path in module.WINDOW_FILES])
     checked = []
     for name in sorted({n for n, _ in grasped}):

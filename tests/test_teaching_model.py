@@ -132,9 +132,9 @@ def test_recovery_collection_keeps_only_frames_after_the_noticed_miss(monkeypatc
     assert len(kept["actions"]) == 12 - 5 and (kept["actions"][:, 6] < 0).all()  # nothing from before the miss
 
 
-def test_replay_reports_the_object_a_successful_episode_moved(object_task):
+def test_replay_reports_the_object_a_successful_episode_moved(object_task, script):
     """scripts/replay_objects.py: the objects' positions, not the robot's relative keys, and what moved."""
-    replay_objects = _script("replay_objects")
+    replay_objects = script("replay_objects")
 
     class ScriptedPolicy:  # the expert, fed from the live scene, stands in for a model that succeeds
         def __init__(self):
@@ -294,20 +294,10 @@ def test_a_run_of_twenty_steps_trains(tmp_path):
     assert summary["steps"] == 20 and (tmp_path / "run" / "weights.pt").is_file()
 
 
-def _script(name: str):
-    """Import ``scripts/<name>.py`` as a module."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _refused_before_any_simulator(script: str, argv: list[str], named: str, capsys, tmp_path) -> None:
+def _refused_before_any_simulator(script, name: str, argv: list[str], named: str, capsys, tmp_path) -> None:
     """The script stops with a usage error naming ``named`` and writes nothing."""
     with pytest.raises(SystemExit) as stop:
-        _script(script).main([*argv, "--out", str(tmp_path / "out.jsonl")])
+        script(name).main([*argv, "--out", str(tmp_path / "out.jsonl")])
     assert stop.value.code == 2
     assert named in capsys.readouterr().err
     assert not (tmp_path / "out.jsonl").exists()
@@ -316,12 +306,13 @@ def _refused_before_any_simulator(script: str, argv: list[str], named: str, caps
 @pytest.mark.parametrize("argv, named", [(["--radii", "0.2"], "--radii"), (["--heights", "-0.01"], "--heights"),
                                          (["--directions", "0"], "--directions"), (["--layouts", "0"], "--layouts")])
 def test_grasp_tolerance_refuses_a_bad_aim_error_or_direction_count_before_any_simulator_starts(argv, named, capsys,
-                                                                                                tmp_path):
-    _refused_before_any_simulator("grasp_tolerance", argv, named, capsys, tmp_path)
+                                                                                                tmp_path, script):
+    _refused_before_any_simulator(script, "grasp_tolerance", argv, named, capsys, tmp_path)
 
 
 @pytest.mark.parametrize("argv, named", [(["--task", "10"], "--task 10"), (["--task", "1", "--inits", "0,50"], "--inits"),
                                          (["--task", "1", "--inits", "a"], "--inits"),
                                          (["--task", "1", "--driver", "human"], "--driver")])
-def test_probe_descent_refuses_a_bad_task_state_or_driver_before_any_simulator_starts(argv, named, capsys, tmp_path):
-    _refused_before_any_simulator("probe_descent", argv, named, capsys, tmp_path)
+def test_probe_descent_refuses_a_bad_task_state_or_driver_before_any_simulator_starts(argv, named, capsys, tmp_path,
+                                                                                     script):
+    _refused_before_any_simulator(script, "probe_descent", argv, named, capsys, tmp_path)
