@@ -33,7 +33,7 @@ for stage in $STAGES; do
       done
       rm -f $R/v2/drills-matrix/seed-*/drills.jsonl ;;
     suite)
-      # The paper's protocol: every task, 50 official initial states each (500 episodes, about an hour on 2 cores).
+      # The paper's protocol: every task, 50 official initial states each (500 episodes, about 1.5 hours on 2 cores).
       $V/vla-ch2 sweep --out $R/suite --tasks all --episodes 50 --workers 2
       $V/vla-ch2 plot $R/suite/task-0 --out $R/suite/task-0/first_close.png ;;
     bench)

@@ -242,7 +242,7 @@ def bad_prompt_instrumented(run, baseline, factor: float = SCALE_FACTOR, unsure:
     identical: they act after the model). Otherwise the run-level signature
     decides: over the steps the baseline was still working
     (:func:`working_steps`), the median ``token_prob`` is below ``unsure``
-    times the baseline's. On the teaching model that ratio was 0.54 to 0.78
+    times the baseline's. On teaching model v1 that ratio was 0.54 to 0.78
     over fifty seeds of 600 steps (every initial state of libero_object task
     0), but 0.82 on seed 9's first 200 steps, whose baseline never succeeds;
     the paired step-0 difference was 0.02 to 0.43 (docs/results).

@@ -694,7 +694,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tasks", type=int, nargs="+", default=list(range(10)))
     p.add_argument("--per-task", type=int, default=30)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--image-size", type=int, default=128, help="stored frame size (the model's input size)")
+    p.add_argument("--image-size", type=int, default=128, help="stored frame size, the model's input size (v2 used 96: its card gives the whole demos command)")
     p.add_argument("--jpeg-quality", type=int, default=85)
     p.add_argument("--noisy-fraction", type=float, default=0.6, help="share of tries that execute noisy actions")
     p.add_argument("--keep-every", type=int, default=1, help="store every k-th frame of a demonstration")
