@@ -19,6 +19,10 @@ from vla_ch2.sweep import first_close_step as library_first_close
 
 #: Episodes and policy steps per episode of the sweep test.
 SWEEP_EPISODES, SWEEP_STEPS = 2, 10
+#: In the sweep test, episode 0 (initial state 0) is scripted: the policy's gripper closes from this
+#: policy step on, and the simulator reports the task solved at this many policy steps. Episode 1 runs
+#: the model as it is and fails within its few steps, so no row's numbers can be right by a constant.
+SCRIPTED_CLOSE, SCRIPTED_SUCCESS = 3, 6
 
 OPEN, CLOSE = -1.0, 1.0
 
@@ -35,6 +39,8 @@ def first_close(ctx: Context) -> None:
          _actions([OPEN] * 7 + [CLOSE, CLOSE, OPEN, CLOSE]), 7),
         ("actions whose gripper never closes", _actions([OPEN] * 30), None),
         ("actions whose gripper closes at the very first step", _actions([CLOSE] + [OPEN] * 5), 0),
+        ("actions whose gripper reads 0.5 at steps 1 and 2 (not above 0.5) and 0.6 at step 3",
+         _actions([OPEN, 0.5, 0.5, 0.6, OPEN]), 3),
         ("a numpy array whose gripper closes at step 3", np.asarray(_actions([OPEN] * 3 + [CLOSE] * 4)), 3),
         ("no actions at all", [], None),
     ]
@@ -97,7 +103,8 @@ def success_rate_values(ctx: Context) -> None:
 @graded(points=3, name="run_sweep: two short episodes on LIBERO, one row each", sim=True)
 def sweep_rows(ctx: Context) -> None:
     func = ctx.function("run_sweep")
-    task, policy, trace = ctx.sim.spies(max_steps=SWEEP_EPISODES * (C.NUM_WAIT_STEPS + SWEEP_STEPS) + 5)
+    task, policy, trace = ctx.sim.spies(max_steps=SWEEP_EPISODES * (C.NUM_WAIT_STEPS + SWEEP_STEPS) + 5,
+                                        succeed_at={0: SCRIPTED_SUCCESS}, close_at={0: SCRIPTED_CLOSE})
     rows = func(task, policy, episodes=SWEEP_EPISODES, max_steps=SWEEP_STEPS)
     if not isinstance(rows, (list, tuple)) or len(rows) != SWEEP_EPISODES:
         raise CheckFailed(f"run_sweep(task, policy, episodes={SWEEP_EPISODES}, ...) should return a list of "
@@ -125,6 +132,11 @@ def sweep_rows(ctx: Context) -> None:
         if row["seed"] != k:
             raise CheckFailed(f"row {k} has seed {row['seed']!r}; rows come in seed order, episode k = seed k")
         steps = [e for e in events if e[0] == "step"][C.NUM_WAIT_STEPS:]
+        done_at = next((i for i, e in enumerate(steps) if e[3]), None)
+        if done_at is not None and len(steps) > done_at + 1:
+            raise CheckFailed(f"episode {k} went on for {len(steps) - done_at - 1} steps after the simulator "
+                              f"reported the task done at policy step {done_at}; a sweep episode ends at success, "
+                              "as OpenVLA's evaluation does (run_episode's default)")
         if row["steps"] != len(steps):
             raise CheckFailed(f"row {k}: steps={row['steps']} but the episode took {len(steps)} policy steps")
         if row["success"] != any(e[3] for e in steps):

@@ -143,16 +143,20 @@ class Simulation:
         return self._build(("policy", self.model), make,
                            f"load the model {label}; set VLA_CH2_MODEL to a checkpoint directory")
 
-    def spies(self, max_steps: int, succeed_at: int | None = None) -> tuple["TaskSpy", "PolicySpy", "Trace"]:
+    def spies(self, max_steps: int, succeed_at: int | dict | None = None,
+              close_at: dict | None = None) -> tuple["TaskSpy", "PolicySpy", "Trace"]:
         """A fresh task spy and policy spy sharing one :class:`Trace`.
 
         ``max_steps`` bounds the simulator steps the code under test may take;
         ``succeed_at`` makes the simulator report success (reward 1, ``done``)
         from that many policy steps on (simulator steps after the first policy
-        call), as LIBERO does once the task is solved.
+        call), as LIBERO does once the task is solved: in every episode, or, as
+        a dict ``{initial state: steps}``, in those episodes only. ``close_at``
+        (``{initial state: policy call}``) scripts a grasp: from that call on,
+        the policy's gripper output is 0 (closed, in the model's convention).
         """
         trace = Trace()
-        return TaskSpy(self, trace, max_steps, succeed_at), PolicySpy(self, trace), trace
+        return TaskSpy(self, trace, max_steps, succeed_at), PolicySpy(self, trace, close_at or {}), trace
 
     def reference(self, key: tuple, run: Callable[[], Any]) -> Any:
         """``run()`` once per process for this model and ``key``; later calls reuse the result."""
@@ -236,9 +240,10 @@ def scramble_generators(nonce: int) -> None:
 class TaskSpy:
     """A :class:`~vla_ch2.env.LiberoTask` that records resets and steps, built on first use."""
 
-    def __init__(self, sim: Simulation, trace: Trace, max_steps: int, succeed_at: int | None = None):
+    def __init__(self, sim: Simulation, trace: Trace, max_steps: int, succeed_at: int | dict | None = None):
         self._sim, self._trace, self._max_steps, self._steps = sim, trace, max_steps, 0
-        self._succeed_at, self._policy_steps = succeed_at, 0
+        self._succeed_every, self._policy_steps = succeed_at, 0
+        self._succeed_at = None if isinstance(succeed_at, dict) else succeed_at
 
     @property
     def _real(self):
@@ -248,6 +253,8 @@ class TaskSpy:
         index = None if init_index is None else int(init_index)
         self._trace.events.append(("reset", index if layout_seed is None else f"layout_seed={layout_seed}"))
         self._policy_steps = 0
+        if isinstance(self._succeed_every, dict):  # this episode's own, if any
+            self._succeed_at = self._succeed_every.get(index)
         self._trace.last_obs = self._real.reset(init_index=init_index, layout_seed=layout_seed)
         return self._trace.last_obs
 
@@ -291,8 +298,8 @@ class TaskSpy:
 class PolicySpy:
     """The shared policy, recording each call's prompt, statistics key and image."""
 
-    def __init__(self, sim: Simulation, trace: Trace):
-        self._sim, self._trace = sim, trace
+    def __init__(self, sim: Simulation, trace: Trace, close_at: dict | None = None):
+        self._sim, self._trace, self._close_at = sim, trace, close_at or {}
 
     @property
     def _real(self):
@@ -305,10 +312,16 @@ class PolicySpy:
             key = real.resolve_key(unnorm_key)
         except Exception:  # noqa: BLE001 - the real call below raises the policy's own error
             key = f"unresolvable {unnorm_key!r}"
-        first = not any(e[0] == "predict" for e in self._trace.episodes()[-1]) if self._trace.events else True
-        self._trace.events.append(("predict", prompt, key, digest, rng_fingerprint() if first else None,
+        episode = self._trace.episodes()[-1] if self._trace.events else []
+        calls = sum(1 for e in episode if e[0] == "predict")  # this episode's policy calls so far
+        self._trace.events.append(("predict", prompt, key, digest, rng_fingerprint() if calls == 0 else None,
                                    self._prepared_digests()))
-        return real.predict(image, prompt, unnorm_key)
+        action = real.predict(image, prompt, unnorm_key)
+        close_from = self._close_at.get(episode[0][1]) if episode and episode[0][0] == "reset" else None
+        if close_from is not None and calls >= close_from:
+            action = np.array(action, dtype=np.float64, copy=True)
+            action[-1] = 0.0  # the scripted grasp: closed, in the model's convention (1 = open)
+        return action
 
     def _prepared_digests(self) -> dict:
         """Digests of the image prepared from the current frame with and without the flip."""
