@@ -295,6 +295,8 @@ def bad_prompt_predicate(ctx: Context) -> None:
     _defaults(func, "is_bad_prompt", {"threshold": 0.05})
     mixed_low = np.vstack([_arm(10, 0.01), _arm(10, 0.08)])
     mixed_high = np.vstack([_arm(10, 0.03), _arm(10, 0.08)])
+    back_and_forth = np.zeros((20, 6))
+    back_and_forth[:, 0] = np.where(np.arange(20) % 2 == 0, 0.08, -0.08)  # norm 0.08 every step, mean action 0
     _expect(func, "is_bad_prompt", [
         ("a run whose arm actions all have norm 0.04 (gripper open)", _run(_arm(20, 0.04)), {}, True),
         ("a run whose arm actions all have norm 0.04 (gripper closed)", _run(_arm(20, 0.04), gripper=CLOSE), {}, True),
@@ -307,6 +309,8 @@ def bad_prompt_predicate(ctx: Context) -> None:
          True),
         ("a run whose arm actions all have norm exactly 0.5, with threshold 0.5 (not below it)", _run(_arm(20, 0.5)),
          {"threshold": 0.5}, False),
+        ("a run whose arm moves 0.08 along x, forward and back on alternate steps (the norm of each step, "
+         "then the mean)", _run(back_and_forth), {}, False),
         ("a healthy run", _run(_healthy()), {}, False),
     ])
 
@@ -329,6 +333,7 @@ def bad_unnorm_predicate(ctx: Context) -> None:
          False),
         ("a run with y = 0.09 on every step", spikes(100, 1, 0.09), {}, False),
         ("a run with y = 0.11 on every step", spikes(100, 1, 0.11), {}, True),
+        ("a run with y = 0.1 on every step (not above the translation limit)", spikes(100, 1, 0.1), {}, False),
         ("a run with |x| = 0.2 on exactly 10 of 100 steps (not more than the fraction)", spikes(10, 0, 0.2), {}, False),
         ("a run with |x| = 0.2 on 11 of 100 steps", spikes(11, 0, 0.2), {}, True),
         ("a run with |x| = 0.2 on 15 of 100 steps, with fraction 0.2", spikes(15, 0, 0.2), {"fraction": 0.2}, False),
@@ -343,12 +348,18 @@ def _no_flip_cases() -> list:
     closes = np.where(np.arange(n) >= 25, CLOSE, OPEN)
     rewarded = np.zeros(n)
     rewarded[-1] = 1.0
+    rewarded_once = np.zeros(n)
+    rewarded_once[30] = 1.0
     unnorm = _healthy(n)
     unnorm[:20, 0] = 0.3
     return [
         ("a healthy run whose gripper closes at step 25 and is never rewarded", _run(_healthy(n), closes), {}, True),
         ("the same run with reward 1.0 at its last step", _run(_healthy(n), closes, rewards=rewarded), {}, False),
+        ("the same run with reward 1.0 at step 30 only (rewarded once, 0 again at the end)",
+         _run(_healthy(n), closes, rewards=rewarded_once), {}, False),
         ("a healthy, never rewarded run whose gripper never closes", _run(_healthy(n), OPEN), {}, False),
+        ("a healthy, never rewarded run whose gripper reads 0.4 at every step (never above 0.5: never closed)",
+         _run(_healthy(n), 0.4), {}, False),
         ("a bad-prompt run (arm norm 0.02) whose gripper closes and is never rewarded", _run(_arm(n, 0.02), closes),
          {}, False),
         ("a bad-unnorm run (|x| = 0.3 on a third of the steps) whose gripper closes", _run(unnorm, closes), {},
