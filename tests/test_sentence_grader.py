@@ -32,6 +32,10 @@ def test_the_chapters_answers_and_the_measured_answers_both_earn_full_marks(path
     result = grade_sentences((REPO / path).read_bytes())
     assert result["score"] == 3, [s["feedback"] for s in result["sentences"]]
     assert [s["authority"] for s in result["sentences"]] == authorities
+    said = {"chapter": "as §2.4 says", "measured": "as the drills measure on LIBERO"}  # the page's wording
+    for entry, sources in zip(result["sentences"], authorities):
+        for source, words in said.items():
+            assert (words in entry["feedback"]) == (source in sources), (source, entry["feedback"])
 
 
 def test_the_issues_example_from_the_readers_own_drills_is_credited():
@@ -112,6 +116,13 @@ def test_typos_in_symptom_cause_and_diagnostic_words_are_forgiven(sentence, fix)
     entry = one(sentence)
     assert entry["cause_ok"] and entry["diagnostic_ok"], entry["feedback"]
     assert fix in entry["feedback"]
+
+
+def test_a_slip_in_a_short_key_word_is_not_forgiven():
+    """Words under five letters must be spelt right: 'flp' is not read as 'flip'."""
+    entry = one("If the robot moves decisively in the wrong direction, the most likely cause is the missing image "
+                "flp, and the diagnostic is by elimination: healthy magnitudes, yet reward never rises above 0.")
+    assert not entry["cause_ok"] and "flp -> flip" not in entry["feedback"], entry["feedback"]
 
 
 def test_typo_tolerance_does_not_invent_words():
