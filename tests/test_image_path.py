@@ -42,29 +42,34 @@ def test_rotation_jpeg_round_trip_is_tensorflows_decode_exactly(tf):
         assert worst == 0
 
 
+#: A float32 sum that lands on the other side of .5 rounds one grey level off (the same sums in another
+#: order); that may happen to at most one value in ten thousand (measured: up to 3 in 100,000).
+ROUNDING_FLIPS = 1e-4
+
+
 def test_lanczos3_resize_is_within_one_grey_level(tf):
     for k, jpeg in enumerate(tf["jpeg"]):
         mean, worst = _report(f"resize[{k}]", C.resize_lanczos(jpeg), tf["resized_uint8"][k])
-        assert worst <= 1 and mean < 0.01
+        assert worst <= 1 and mean < ROUNDING_FLIPS
 
 
-def test_lanczos3_before_rounding_agrees_to_a_ten_thousandth(tf):
+def test_lanczos3_before_rounding_agrees_to_a_thousandth_of_a_grey_level(tf):
     resized = C.resize_lanczos(tf["jpeg"][0], as_float=True)
     mean, worst = _report("resize float[0]", resized, tf["resized"][0])
-    assert worst < 1e-3
+    assert worst < 1e-3  # float32 near 255 is exact to 1.5e-5; measured 1.2e-4 (sums in another order)
 
 
 def test_centre_crop_is_tensorflows_crop_and_resize(tf):
     for k, resized in enumerate(tf["resized_uint8"]):
         mean, worst = _report(f"crop[{k}]", C.center_crop(resized), tf["cropped_uint8"][k])
-        assert worst <= 1 and mean < 0.01
+        assert worst == 0  # the same float32 operations in the same order: identical
 
 
-def test_end_to_end_within_two_grey_levels_and_a_tenth_on_average(tf):
+def test_end_to_end_within_one_grey_level_where_the_resize_rounds_the_other_way(tf):
     for k, frame in enumerate(tf["frames"]):
         mine = C.center_crop(C.prepare_image(frame, flip_image=True))
         mean, worst = _report(f"end to end[{k}] ({tf['labels'][k]})", mine, tf["cropped_uint8"][k])
-        assert worst <= 2 and mean < 0.1
+        assert worst <= 1 and mean < ROUNDING_FLIPS
 
 
 def test_the_flip_is_the_only_difference_without_it(tf):
