@@ -345,35 +345,35 @@ def test_a_loop_mistake_fails_with_a_hint_naming_it(tmp_path, sim_model, mistake
 #: The sweep of 2.x.2 (its simulation test: episode 0 scripted to close at step 3 and succeed at step 6,
 #: episode 1 the model as it is): (what the mutant gets wrong, old, new, phrase in sweep_rows's message)
 SWEEP_SIM_MUTANTS = [
-    ("success never recorded", "success=bool(result.success)", "success=False", "row 0: success=False"),
-    ("every episode a success", "success=bool(result.success)", "success=True", "row 1: success=True"),
+    ("success never recorded", "success=bool(result.success)", "success=False",
+     {"sweep_rows": "row 0: success=False"}),
+    ("every episode a success", "success=bool(result.success)", "success=True", {"sweep_rows": "row 1: success=True"}),
     ("no final reward", "final_reward=float(result.final_reward)", "final_reward=0.0",
-     "row 0: final_reward=0.0 is not the episode's last reward"),
+     {"sweep_rows": "row 0: final_reward=0.0 is not the episode's last reward"}),
     ("steps taken as the limit", "steps=int(result.steps)", "steps=int(max_steps or result.steps)",
-     "row 0: steps=10 but the episode took 6 policy steps"),
+     {"sweep_rows": "row 0: steps=10 but the episode took 6 policy steps"}),
     ("first close never computed", "first_close_step=first_close_step(actions)", "first_close_step=None",
-     "row 0: first_close_step=None does not match"),
+     {"sweep_rows": "row 0: first_close_step=None does not match"}),
     ("seeds from 1", "for seed in range(episodes):", "for seed in range(1, episodes + 1):",
-     "initial states [1, 2]"),
+     {"sweep_rows": "initial states [1, 2]"}),
     ("does not stop at success", "max_steps=max_steps, tag=", "max_steps=max_steps, stop_on_success=False, tag=",
-     "went on for 4 steps after the simulator reported the task done"),
+     {"sweep_rows": "went on for 4 steps after the simulator reported the task done"}),
 ]
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("mistake,old,new,phrase", SWEEP_SIM_MUTANTS, ids=[m[0] for m in SWEEP_SIM_MUTANTS])
-def test_a_sweep_mistake_fails_with_a_message_naming_it(tmp_path, sim_model, mistake, old, new, phrase):
+@pytest.mark.parametrize("mistake,old,new,expected", SWEEP_SIM_MUTANTS, ids=[m[0] for m in SWEEP_SIM_MUTANTS])
+def test_a_sweep_mistake_fails_with_a_message_naming_it(tmp_path, sim_model, mistake, old, new, expected):
     path = _mutate(tmp_path, "2.x.2", old, new)
     results = grade_code("2.x.2", path, select=lambda t: t.sim, model=sim_model)
     assert len(results) == len([t for t in code_tests("2.x.2") if t.sim])
-    _assert_named(_failed(results, "2.x.2"), {"sweep_rows": phrase})
+    _assert_named(_failed(results, "2.x.2"), expected)
 
 
 def test_every_graded_test_has_a_mutant():
     """Each graded test of 2.x.1 and 2.x.2 is failed by at least one mutant."""
     covered = {test for *_, expected in MUTANTS for test in expected}
-    covered |= {test for *_, expected in SIM_MUTANTS for test in expected}
-    covered |= {"sweep_rows"} if SWEEP_SIM_MUTANTS else set()
+    covered |= {test for *_, expected in SIM_MUTANTS + SWEEP_SIM_MUTANTS for test in expected}
     tests = {t.func.__name__ for ex in ("2.x.1", "2.x.2") for t in code_tests(ex)}
     assert tests - covered == set(), tests - covered
 

@@ -74,7 +74,7 @@ def test_the_chapters_cause_is_always_credited_and_measured_ones_are_added():
         assert all("chapter" in credited[cid] for cid in chapter)
         for cid in T.CAUSES:  # every cause, so one the drills showed cannot be left out unseen
             shown = any(f.share(cid, symptom) >= T.MIN_SHARE for _, f in facts.models)
-            assert ("measured" in credited.get(cid, ())) == shown, (symptom, cid)
+            assert ("measured" in credited.get(cid, ())) == shown == facts.credits(cid, symptom), (symptom, cid)
             measured_any = measured_any or shown
     assert measured_any, "the drills credited no cause at all: the comparison above checked nothing"
     with pytest.raises(KeyError, match="unknown symptom"):

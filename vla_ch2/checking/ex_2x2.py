@@ -139,7 +139,7 @@ def sweep_rows(ctx: Context) -> None:
                               "as OpenVLA's evaluation does (run_episode's default)")
         if row["steps"] != len(steps):
             raise CheckFailed(f"row {k}: steps={row['steps']} but the episode took {len(steps)} policy steps")
-        if row["success"] != any(e[3] for e in steps):
+        if row["success"] != (done_at is not None):
             raise CheckFailed(f"row {k}: success={row['success']} does not match whether the episode ended done")
         final = steps[-1][2] if steps else 0.0
         if not isinstance(row["final_reward"], (int, float)) or not math.isclose(row["final_reward"], final):

@@ -156,7 +156,7 @@ class Simulation:
         the policy's gripper output is 0 (closed, in the model's convention).
         """
         trace = Trace()
-        return TaskSpy(self, trace, max_steps, succeed_at), PolicySpy(self, trace, close_at or {}), trace
+        return TaskSpy(self, trace, max_steps, succeed_at), PolicySpy(self, trace, close_at), trace
 
     def reference(self, key: tuple, run: Callable[[], Any]) -> Any:
         """``run()`` once per process for this model and ``key``; later calls reuse the result."""
@@ -242,7 +242,7 @@ class TaskSpy:
 
     def __init__(self, sim: Simulation, trace: Trace, max_steps: int, succeed_at: int | dict | None = None):
         self._sim, self._trace, self._max_steps, self._steps = sim, trace, max_steps, 0
-        self._succeed_every, self._policy_steps = succeed_at, 0
+        self._succeed_spec, self._policy_steps = succeed_at, 0
         self._succeed_at = None if isinstance(succeed_at, dict) else succeed_at
 
     @property
@@ -253,8 +253,8 @@ class TaskSpy:
         index = None if init_index is None else int(init_index)
         self._trace.events.append(("reset", index if layout_seed is None else f"layout_seed={layout_seed}"))
         self._policy_steps = 0
-        if isinstance(self._succeed_every, dict):  # this episode's own, if any
-            self._succeed_at = self._succeed_every.get(index)
+        if isinstance(self._succeed_spec, dict):  # this episode's own, if any
+            self._succeed_at = self._succeed_spec.get(index)
         self._trace.last_obs = self._real.reset(init_index=init_index, layout_seed=layout_seed)
         return self._trace.last_obs
 
