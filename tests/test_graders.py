@@ -338,6 +338,17 @@ def test_several_sentences_on_one_line_and_wrapped_lines():
     ]
 
 
+def test_a_labelled_check_stays_with_its_answer_even_when_it_sounds_like_a_symptom():
+    # "hovers near zero" reads like the scribbles; after "Check:" it is this answer's diagnostic, not a new answer.
+    text = ("Symptom: slow random scribbles near the start pose. Cause: the rephrased prompt without the scaffold. "
+            "Check: norm(action[:6]) hovers under 0.05 all episode.")
+    assert split_sentences(text) == [text]
+    assert grade_sentences(text)["score"] == 1
+    # An unlabelled piece that names a symptom still starts a new answer.
+    two = "Slow random scribbles near the start pose: the prompt. Wrong direction: the flip."
+    assert len(split_sentences(two)) == 2
+
+
 def test_one_sentence_per_line_without_full_stops():
     text = ("scribbles: bad prompt, norm below 0.05\nwrong direction: no flip, no reward though actions look healthy\n"
             "slams: bridge stats, action[:3] > 0.1")

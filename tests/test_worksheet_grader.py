@@ -139,6 +139,11 @@ def test_a_negated_wrong_idea_does_not_trigger_the_misconception(text):
         (5, "256 bins between the 1st and 99th quantile rather than the min and max; un-normalized with dataset statistics.", True),
         (5, "256 bins between the min and max, not the 1st and 99th quantile; un-normalized with dataset statistics.", False),
         (6, "Not Open X-Embodiment: LIBERO only.", False),
+        # "or" and "nor" share a negation out, also over a list; "and" and a plain comma do not.
+        (4, "No separate MLP or diffusion head: the LM head predicts the 256 least-used tokens.", True),
+        (4, "No separate MLP, regression or diffusion head; the LM head predicts the 256 least-used tokens.", True),
+        (4, "A diffusion head, not an MLP or the LM head, reads out the 256 least-used tokens.", False),
+        (1, "Not CLIP, SigLIP and DINOv2 features concatenated.", True),
     ],
 )
 def test_negation_scope(number, text, ok):
@@ -370,3 +375,28 @@ def test_six_ordered_items_without_box_names_are_read_in_order():
 def test_inline_headings_with_numbers_bold_and_dashes(line):
     result = grade_worksheet(line.format(body=GOOD[0]))
     assert result["boxes"][0]["found"] and result["boxes"][0]["ok"], result["boxes"][0]
+
+
+def test_the_template_number_opens_a_box_whose_name_is_garbled():
+    text = sheet().replace("## Action head", "## Box 4: Action haed")
+    assert verdicts(text) == [1] * 6
+    # The name wins over the number: "Box 4: Detokenizer" is the detokenizer.
+    swapped = sheet().replace("## Action head", "## Box 4: Detokenizer").replace("## Detokenizer", "## Box 5: Action head")
+    assert verdicts(swapped) == [1] * 6
+
+
+def test_an_unnamed_item_among_six_numbered_ones_is_read_by_its_place():
+    labels = ["Vision", "Tokenizer", "Backbone", "Output / actions", "Detokenizer", "Data / robot"]
+    text = "\n".join(f"{k}. **{label}**: {body}" for k, (label, body) in enumerate(zip(labels, GOOD), 1))
+    assert verdicts(text) == [1] * 6
+    # An item named for another box than its place keeps the names: nothing is re-read by place.
+    swapped = text.replace("**Backbone**", "**Detokenizer**", 1)
+    assert grade_worksheet(swapped)["boxes"][3]["found"] is False
+
+
+@pytest.mark.parametrize("text", [
+    "The 256 least-used tokens are overwritten; the language model's output layer emits them.",
+    "The 256 least-used tokens are overwritten; the model emits them one by one as next tokens.",
+])
+def test_the_llm_output_layer_in_other_words(text):
+    assert box(sheet((4, text)), 4)["ok"]

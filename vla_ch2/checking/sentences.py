@@ -307,8 +307,10 @@ def _split(text: str, rubric: SentenceRubric) -> list[str]:
             if not _HAS_WORD.search(piece):
                 continue
             names_symptom = any(rx.search(normalise(piece)) for rx in symptom_regexes)
-            if in_answer and not names_symptom and (_LABELLED_PART.match(piece) or not _complete(sentences[-1], rubric)):
-                sentences[-1] += " " + piece  # "Symptom: ... . Cause: ... . Diagnostic: ..." is one answer
+            # "Symptom: ... . Cause: ... . Check: ..." is one answer, even when the check's own words
+            # ("hovers near zero") read like a symptom; an unlabelled piece joins only an unfinished answer.
+            if in_answer and (_LABELLED_PART.match(piece) or not (names_symptom or _complete(sentences[-1], rubric))):
+                sentences[-1] += " " + piece
                 continue
             sentences.append(piece)
             in_answer = names_symptom

@@ -40,15 +40,28 @@ from vla_ch2.checking.rubrics import Concept, Misconception, RubricReader, as_ru
 _SCOPE_TOKEN = re.compile(r"[a-z0-9_]+(?:['.][a-z0-9_]+)*|[.;:!?,()\[\]{}]")
 
 
+def _list_goes_on(tokens: list, k: int) -> bool:
+    """Whether the words from ``tokens[k]`` close a list with "or" or "nor" within three words, before any break."""
+    for token in tokens[k: k + 4]:
+        word = token.group()
+        if word in ("or", "nor"):
+            return True
+        if not word[0].isalnum():
+            return False
+    return False
+
+
 @dataclass(frozen=True)
 class NegationScope:
     """Which words a negation covers: "not the fused SigLIP + DINOv2 encoder" negates all three names.
 
     A negator covers the words after it, up to ``words`` words, a clause break
-    (``. ; : ! ? ,`` or a bracket) or a word of ``ends`` ("but", "which", ...). "and",
-    "or" and "nor" carry it on only to a technical name (one of ``names``): "not
-    SigLIP and DINOv2" negates both, while "no separate head and predicts the 256
-    tokens" leaves the 256 alone. A negator followed by one of ``not_before`` ("not
+    (``. ; : ! ? ,`` or a bracket) or a word of ``ends`` ("but", "which", ...). "or"
+    and "nor" share it out ("no separate MLP or diffusion head" negates both heads, and so
+    does "no separate MLP, regression or diffusion head");
+    "and" carries it on only to a technical name (one of ``names``): "not SigLIP and
+    DINOv2" negates both, while "no separate head and predicts the 256 tokens"
+    leaves the 256 alone. A negator followed by one of ``not_before`` ("not
     only") negates nothing. ``after`` negates a mention from behind: "a separate head
     is not needed".
     """
@@ -68,18 +81,23 @@ class NegationScope:
                 break
             if self.not_before is not None and self.not_before.match(text, m.end()):
                 continue
-            end, taken, tokens = m.end(), 0, _SCOPE_TOKEN.finditer(text, m.end(), min(len(text), m.end() + 400))
-            for token in tokens:
-                word = token.group()
+            end, taken = m.end(), 0
+            tokens = list(_SCOPE_TOKEN.finditer(text, m.end(), min(len(text), m.end() + 400)))
+            k = 0
+            while k < len(tokens):
+                word = tokens[k].group()
+                if word == "," and _list_goes_on(tokens, k + 1):
+                    k += 1  # "no separate MLP, regression or diffusion head": a list the negation shares out
+                    continue
                 if not word[0].isalnum() or word in self.ends:
                     break
-                if word in ("and", "or", "nor"):
-                    after = next(tokens, None)
-                    if after is None or after.group() not in self.names:
+                if word == "and":
+                    k += 1
+                    if k >= len(tokens) or tokens[k].group() not in self.names:
                         break
-                    token = after
                 taken += 1
-                end = token.end()
+                end = tokens[k].end()
+                k += 1
                 if taken >= self.words:
                     break
             if end > m.end():
@@ -319,6 +337,8 @@ _LABEL_LINE = re.compile(r"^\s*(?:[-*]\s+)?(?:\*\*|__)?([^:*_]{2,60}?)(?:\*\*|__
 _TABLE_ROW = re.compile(r"^\s*\|(.*?)\|?\s*$")
 _BOX_PREFIX = re.compile(r"^\s*(?:(?:box|part|step)\s*#?\s*\d{1,2}\s*[:.)\-\u2014\u2013]?\s*|\d{1,2}\s*[.):\-\u2014\u2013]\s*)",
                          re.IGNORECASE)
+#: "Box 4", the template's own numbering of a heading.
+_BOX_NUMBER = re.compile(r"^\s*(?:\*\*|__)?\s*box\s*#?\s*(\d{1,2})\b", re.IGNORECASE)
 #: A list item's marker at the start of a line: "1.", "1)", "(a)", "a)", "- ", "* ".
 _ITEM = re.compile(r"^\s*(?:[-*+]\s+|\(?(?:\d{1,2}|[a-fA-F])[.)]\s+)")
 #: A leading bold label: "**Vision encoder.** text", "__Box 4__ - text".
@@ -354,6 +374,9 @@ def _box_of(label: str, rubric: WorksheetRubric, how: str) -> Optional[int]:
         heading = rubric.boxes[index].heading
         if heading.search(text) if contains else heading.fullmatch(text):
             return index
+    numbered = _BOX_NUMBER.match(label)
+    if how != "line" and numbered and 1 <= int(numbered.group(1)) <= len(rubric.boxes):
+        return int(numbered.group(1)) - 1  # "## Box 4: Action haed": the template's number, when the name is garbled
     return None
 
 
@@ -430,17 +453,27 @@ def _worksheet_sections(text: str, rubric: WorksheetRubric) -> tuple[dict[int, l
             sections.setdefault(box, []).append(current)
         else:
             (current.body if current else loose).append(line)
-    if not sections:
-        sections, loose = _ordered_items(lines, loose)
+    if len(sections) < len(rubric.boxes):
+        ordered, before = _ordered_items(lines, loose, rubric)
+        if ordered:
+            sections, loose = ordered, before
     return sections, loose
 
 
-def _ordered_items(lines: list[str], loose: list[str]) -> tuple[dict[int, list[_Section]], list[str]]:
-    """Read six items marked (a)..(f) or 1..6, in that order, as the six boxes (when no heading names a box)."""
+def _ordered_items(lines: list[str], loose: list[str], rubric: WorksheetRubric) -> tuple[dict[int, list[_Section]], list[str]]:
+    """Read six items marked (a)..(f) or 1..6, in that order, as the six boxes.
+
+    Only when no item's label names another box than its place says: "4. **Output /
+    actions**: ..." between "3. **Backbone**" and "5. **De-tokenisation**" is box 4.
+    """
     starts = [(i, m) for i, line in enumerate(lines) if (m := _ORDERED_ITEM.match(line))]
     marks = [m.group(1).lower() for _, m in starts]
     if marks not in (list("abcdef"), list("123456")):
         return {}, loose
+    for box, (i, _) in enumerate(starts):
+        named, _, _ = _inline_heading(lines[i], rubric, strict=False)
+        if named is not None and named != box:
+            return {}, loose
     sections: dict[int, list[_Section]] = {}
     for box, (i, found) in enumerate(starts):
         end = starts[box + 1][0] if box + 1 < len(starts) else len(lines)
