@@ -218,7 +218,7 @@ def main() -> None:
     lines += ["", "Where and why it fails on its weak tasks (on the cream cheese and the tomato sauce its hand comes "
               "down off along x, where a finger rests on the box or misses the jar; the milk goes wrong after the "
               "close), from replays of official episodes, and what was tried to fix it: the site's results page "
-              "(`docs/results/index.md`), Rounds 2 to 6 and what stops the cream cheese."]
+              "(`docs/results/index.md`), Rounds 2 to 8 and what stops the cream cheese."]
     lines += ["", "The previous checkpoint (v1: 13 or 14 demonstrations per task at 128 pixels, Pillow image path) and its "
               "results are kept on the site's results page, labelled v1."]
     lines += ["", "Regenerate everything: `bash scripts/make_results.sh`, then `python scripts/model_card.py`.", ""]

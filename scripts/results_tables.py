@@ -548,6 +548,7 @@ MAKERS = {
     "v2_round5.md": lambda: validation_table(R / "v2" / "round5"),
     "v2_round6.md": lambda: validation_table(R / "v2" / "round6"),
     "v2_round7.md": lambda: validation_table(R / "v2" / "round7"),
+    "v2_round8.md": lambda: validation_table(R / "v2" / "round8"),
     "grasp_tolerance.md": grasp_tolerance_table,
     "grasp_window.md": grasp_window_table,
     "speed_ab.md": speed_ab_table,
