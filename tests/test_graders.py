@@ -349,6 +349,46 @@ def test_a_labelled_check_stays_with_its_answer_even_when_it_sounds_like_a_sympt
     assert len(split_sentences(two)) == 2
 
 
+@pytest.mark.parametrize("text", [
+    # labels on their own lines, the diagnostic in a code block
+    "Symptom: slow random scribbles near the start pose\nCause: the rephrased prompt\nDiagnostic:\n```\n"
+    "np.linalg.norm(a[:, :6], axis=1).mean()  # 0.01, below 0.05\n```",
+    # the template's slots as list items
+    "- X: slow random scribbles near the start pose\n- Y: the rephrased prompt\n- Z: norm(action[:6]) below 0.05",
+    # question and answer
+    "Q: why slow random scribbles near the start pose?\nA: the prompt lost its scaffold.\n"
+    "Tell-tale: norm(action[:6]) under 0.05 on every step.",
+    # the cause before the symptom
+    "Probably the rephrased prompt. Symptom it explains: slow random scribbles near the start pose. "
+    "How I'd check: norm(action[:6]) below 0.05.",
+    # typos in the symptom and in the label
+    "Moves in slow random scribbels near the strat pose: the rephrased prompt. Diagnostc: norm(action[:6]) below 0.05.",
+])
+def test_one_answer_over_several_lines_and_pieces_is_graded_whole(text):
+    result = grade_sentences(text)
+    assert result["score"] == 1, [s["text"] for s in result["sentences"]]
+
+
+def test_what_ends_an_answer():
+    # a blank line: the diagnostic below it is not this answer's
+    assert grade_sentences("Symptom: slow random scribbles near the start pose. Cause: the rephrased prompt.\n\n"
+                           "norm(action[:6]) below 0.05")["score"] == 0
+    # "If ..." starts a new answer, so the stub's empty line is not glued to an unfinished one
+    text = ("If the robot is doing slow random scribbles near the start pose, the most likely cause is the prompt, "
+            "and the diagnostic is ...\nIf the robot is doing ..., the most likely cause is ..., and the diagnostic is ...")
+    assert len(split_sentences(text)) == 2
+    # a stray cause before a whole answer does not stuff it
+    text = ("The flip is subtle.\nIf the robot moves in slow random scribbles near the start pose, the most likely cause "
+            "is the prompt, and the diagnostic is norm(action[:6]) below 0.05.")
+    assert grade_sentences(text)["score"] == 1
+
+
+def test_threshold_words_are_read_through_typos():
+    entry = grade_sentences("If the robot slams the arm toward joint limits, the most likely cause is the bridge_orig "
+                            "unnorm_key, and the diagnostic is max|action[:3]| abvoe 0.1 on many steps.")["sentences"][0]
+    assert entry["diagnostic_ok"], entry["feedback"]
+
+
 def test_one_sentence_per_line_without_full_stops():
     text = ("scribbles: bad prompt, norm below 0.05\nwrong direction: no flip, no reward though actions look healthy\n"
             "slams: bridge stats, action[:3] > 0.1")

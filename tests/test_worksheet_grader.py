@@ -186,6 +186,15 @@ def test_a_shared_fact_never_moves_between_boxes():
     assert verdicts(sheet((2, "The instruction goes into the In: ... Out: prompt."), (3, "Llama 2 7B.")))[1] == 0
 
 
+def test_the_llama_tokenizer_named_as_a_tokenizer_under_a_neighbour_counts_for_box_2():
+    # "the Llama 2 tokenizer" under the trunk is a tokenizer fact; "Llama 2 7B" there is not (test above)
+    text = sheet((2, "The instruction goes into the In: ... Out: prompt."),
+                 (3, "Llama 2 7B; the prompt is first cut into tokens by the Llama 2 tokenizer."))
+    assert verdicts(text)[1:3] == [1, 1]
+    # the trunk still cannot borrow its Llama from the tokenizer's box
+    assert verdicts(sheet((2, "The Llama 2 tokenizer."), (3, "A 7B-parameter language model.")))[1:3] == [1, 0]
+
+
 def test_an_empty_box_borrows_nothing():
     text = sheet((4, "The LM head predicts the action tokens (the 256 least-used ones, overwritten); 256 bins between "
                      "the 1st and 99th quantile, un-normalized with dataset statistics."),

@@ -287,41 +287,70 @@ def _continues(previous: str, line: str, symptom_regexes: tuple[re.Pattern, ...]
 def _split(text: str, rubric: SentenceRubric) -> list[str]:
     """Group physical lines into logical ones, then cut those at sentence-ending stops (see `split_sentences`)."""
     symptom_regexes = tuple(s.concept.regex for s in rubric.symptoms.values())
-    logical: list[list[str]] = []  # physical lines, grouped into logical ones
+    logical: list[tuple[list[str], bool]] = []  # physical lines grouped into logical ones; does each open a block?
     previous: Optional[str] = None
+    opens_block = True
     for raw in HTML_COMMENT.sub("", text).split("\n"):
         line = raw.strip()
-        if not line or line.startswith("#") or line.startswith("```"):
-            previous = None  # blank lines, comments and code fences end a sentence
+        if not line:
+            previous, opens_block = None, True  # a blank line ends a sentence and the answer it belongs to
+            continue
+        if line.startswith("#") or line.startswith("```"):
+            previous = None  # comments and code fences end a sentence, not the answer around them
             continue
         if previous is not None and _continues(previous, line, symptom_regexes):
-            logical[-1].append(line)
+            logical[-1][0].append(line)
         else:
-            logical.append([line])
-        previous = line
-    sentences = []
-    for group in logical:
-        in_answer = False  # the last sentence of this line names a symptom: a piece may complete it
+            logical.append(([line], opens_block))
+        previous, opens_block = line, False
+    sentences: list[str] = []
+    in_answer = False  # the last sentence names a symptom: a following piece may complete it
+    lead_in = False  # the last sentence names a cause but no symptom: the symptom may come next ("Probably X. Symptom: Y.")
+    for group, opens in logical:
+        if opens:
+            in_answer = lead_in = False
         for piece in _split_line(LIST_MARKER.sub("", " ".join(group), count=1)):
             piece = LIST_MARKER.sub("", piece.strip(), count=1).strip()
             if not _HAS_WORD.search(piece):
                 continue
-            names_symptom = any(rx.search(normalise(piece)) for rx in symptom_regexes)
+            names_symptom = any(rx.search(_reading_of(piece, rubric)) for rx in symptom_regexes)
             # "Symptom: ... . Cause: ... . Check: ..." is one answer, even when the check's own words
-            # ("hovers near zero") read like a symptom; an unlabelled piece joins only an unfinished answer.
-            if in_answer and (_LABELLED_PART.match(piece) or not (names_symptom or _complete(sentences[-1], rubric))):
+            # ("hovers near zero") read like a symptom, and even across lines, list items and a code block;
+            # an unlabelled piece joins only an unfinished answer, and "If ..." always starts a new one.
+            if in_answer and not _NEW_SENTENCE.match(piece) and (
+                    _LABELLED_PART.match(piece) or not (names_symptom or _complete(sentences[-1], rubric))):
                 sentences[-1] += " " + piece
+                continue
+            if lead_in and names_symptom and not _names_cause(piece, rubric):
+                sentences[-1] += " " + piece
+                in_answer, lead_in = True, False
                 continue
             sentences.append(piece)
             in_answer = names_symptom
+            lead_in = not names_symptom and _names_cause(piece, rubric)
     return sentences
 
 
+def _reading_of(piece: str, rubric: SentenceRubric) -> str:
+    """``piece`` as the grader reads it: normalised, misspelt key words read as meant ("direcion")."""
+    return fix_typos(normalise(piece), rubric.speller)[0]
+
+
+def _names_cause(sentence: str, rubric: SentenceRubric) -> bool:
+    """Whether ``sentence`` mentions any of the causes (negated or not)."""
+    s = _reading_of(sentence, rubric)
+    return any(c.regex.search(s) for c in rubric.causes.values())
+
+
 def _complete(sentence: str, rubric: SentenceRubric) -> bool:
-    """Whether ``sentence`` already has both a cause and a diagnostic part (a following piece then stands alone)."""
-    s = normalise(sentence)
+    """Whether ``sentence`` already has both a cause and a diagnostic part (a following piece then stands alone).
+
+    A diagnostic marker with nothing after it ("... and the diagnostic is:" before a code block) is not a part yet.
+    """
+    s = _reading_of(sentence, rubric)
     has_cause = bool(rubric.cause_marker.search(s)) or any(c.regex.search(s) for c in rubric.causes.values())
-    has_diagnostic = bool(rubric.diagnostic_marker.search(s)) or any(d.matches(s) for d in rubric.diagnostics)
+    marker = rubric.diagnostic_marker.search(s)
+    has_diagnostic = bool(marker and _HAS_WORD.search(s[marker.end():])) or any(d.matches(s) for d in rubric.diagnostics)
     return has_cause and has_diagnostic
 
 
@@ -332,6 +361,13 @@ def split_sentences(text: str, rubric: Any = None) -> list[str]:
     Lines starting with ``#`` and HTML comments are ignored, list markers
     ("1.", "1)", "-", "*") are dropped, and a hard-wrapped line that clearly
     continues the previous one is joined to it.
+
+    One answer may also be spread over pieces: "Symptom: ... / Cause: ... /
+    Diagnostic:" lines, a code block, "X:", "Y:", "Z:" list items, or the cause
+    before the symptom. A piece joins the answer before it when it is labelled
+    (Cause:, Diagnostic:, Check:) or names no symptom while that answer still
+    lacks its cause or diagnostic. A blank line, a piece naming a symptom, or
+    one starting with "If" begins a new answer.
 
     Parameters
     ----------
