@@ -98,6 +98,13 @@ def test_a_diagnostic_of_another_cause_is_not_credited():
     "healthy magnitudes with no reward.",
     "If the robot slams the arm toward joint limits, the most likely cause is not the unnorm_key, and the diagnostic "
     "is that max |action[:3]| exceeds 0.1.",
+    "If the robot moves decisively in the wrong direction, the cause is anything but the flip, and the diagnostic is "
+    "healthy magnitudes with done never True.",
+    "If the robot moves in slow random scribbles near the start pose, it is hardly the prompt: norm(action[:6]) under "
+    "0.05 would have shown it.",
+    # a negated cause marker negates what it introduces
+    "If the robot moves in slow random scribbles near the start pose, it wasn't due to the Bridge key and it wasn't "
+    "the prompt either; diagnostic: the translation scale against the baseline's.",
 ])
 def test_a_negated_cause_is_not_named(sentence):
     entry = one(sentence)
@@ -150,3 +157,22 @@ def test_agreement_with_the_hand_graded_development_set():
     result = measure(REPO / "tests" / "data" / "hand_graded", "dev")["sentences"]
     assert result["items"] >= 80
     assert result["agreement"] >= 0.95, result["misses"]
+
+
+def test_excluding_one_cause_leaves_the_one_named():
+    entry = one("If the robot moves decisively in the wrong direction, I'd exclude the unnorm key (it only rescales), so "
+                "it's the prompt without its scaffold, and the diagnostic is that the token probabilities differ from the "
+                "baseline's on the same first frame.")
+    assert entry["cause"] == "prompt" and entry["cause_ok"], entry["feedback"]
+
+
+@pytest.mark.parametrize("diagnostic", [
+    "max|action[:3]| exceding 0.1 on many steps",
+    "the biggest translation, max|action[:3]|, going past 0.1 on a good share of the steps",
+    "|dx|, |dy| or |dz| above 0.1 on lots of steps",
+    "the largest translation sitting off the baseline's by more than a factor of three",
+])
+def test_the_unnorm_diagnostic_in_other_words(diagnostic):
+    entry = one(f"If the robot slams the arm toward joint limits, the most likely cause is the bridge_orig unnorm_key, "
+                f"and the diagnostic is {diagnostic}.")
+    assert entry["diagnostic_ok"], entry["feedback"]

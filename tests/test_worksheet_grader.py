@@ -409,3 +409,32 @@ def test_an_unnamed_item_among_six_numbered_ones_is_read_by_its_place():
 ])
 def test_the_llm_output_layer_in_other_words(text):
     assert box(sheet((4, text)), 4)["ok"]
+
+
+def test_six_headings_that_name_no_box_are_read_in_order():
+    questions = ["What looks at the picture?", "How do words become numbers?", "The big network", "Where do actions come out?",
+                 "From tokens back to motions", "What it learned from"]
+    text = "# My worksheet\n\n" + "\n\n".join(f"### {q}\n{body}" for q, body in zip(questions, GOOD))
+    result = grade_worksheet(text)
+    assert result["score"] == 6 and any("read in order as boxes 1 to 6" in note for note in result["notes"])
+    # five headings, or one naming another box than its place: nothing is read by place
+    assert grade_worksheet(text.replace("### From tokens back to motions\n", ""))["score"] < 6
+    assert grade_worksheet(text.replace("### The big network", "### Detokenizer"))["boxes"][2]["found"] is False
+
+
+@pytest.mark.parametrize(("number", "text"), [
+    (3, "The original Llama 1, 7B."),
+    (4, "512 action tokens overwrite the least-used tokens; the LM head predicts them."),
+    (4, "256 action tokens overwrite the most frequently used tokens; the LM head predicts them."),
+    (5, "256 bins between the 5th and 95th percentiles; un-normalized with per-dataset statistics."),
+    (5, "256 bins between the 1st and 99th quantile, un-normalized with global statistics for every robot."),
+])
+def test_subtly_wrong_facts_earn_nothing(number, text):
+    entry = box(sheet((number, text)), number)
+    assert not entry["ok"] and "Check" in entry["feedback"], entry
+
+
+def test_a_pointer_is_text_of_its_own_and_billion_is_read_through_typos():
+    text = sheet((2, "(see below)"), (3, "Llama 2 7B; the prompt is first cut into tokens by the Llama 2 tokenizer."))
+    assert verdicts(text)[1] == 1
+    assert verdicts(sheet((3, "Llama-2, 7 billon params.")))[2] == 1

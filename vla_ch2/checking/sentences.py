@@ -398,6 +398,10 @@ def _is_placeholder(segment: str) -> bool:
     return all(w in _PLACEHOLDER_WORDS for w in words)
 
 
+#: A negator right before a cause marker ("was not | due to", "is never | caused by").
+_NEGATED_MARKER = re.compile(r"\b(?:not|never|hardly)\s*$")
+
+
 @dataclass
 class _Parts:
     """A normalised sentence cut into its symptom (X), cause (Y) and diagnostic (Z) parts."""
@@ -428,6 +432,8 @@ def _parts(s: str, rubric: SentenceRubric) -> _Parts:
         slots[name] = s[end:stop]
     # Without a cause marker the cause may be anywhere; without a diagnostic marker it follows the cause.
     cause_text = slots.get("cause", s)
+    if cause is not None and _NEGATED_MARKER.search(s, 0, cause.start()):
+        cause_text = "not " + cause_text  # "it was not due to the Bridge key": the marker's negation covers the cause
     diagnostic_text = slots.get("diagnostic", slots.get("cause", s))
     return _Parts(s[: marks[0][0]], cause_text, diagnostic_text, slots.get("cause"), slots.get("diagnostic"))
 

@@ -455,9 +455,40 @@ def _worksheet_sections(text: str, rubric: WorksheetRubric) -> tuple[dict[int, l
             (current.body if current else loose).append(line)
     if len(sections) < len(rubric.boxes):
         ordered, before = _ordered_items(lines, loose, rubric)
+        if not ordered:
+            ordered, before = _six_headings(lines, rubric)
         if ordered:
             sections, loose = ordered, before
     return sections, loose
+
+
+def _six_headings(lines: list[str], rubric: WorksheetRubric) -> tuple[dict[int, list[_Section]], list[str]]:
+    """Read six Markdown headings of one level as the six boxes, in order ("### What looks at the picture?").
+
+    Only when there are exactly six headings at that level (below the title) and none names
+    another box than its place says.
+    """
+    fenced, found = False, []
+    for i, line in enumerate(lines):
+        fence = bool(_FENCE.match(line))
+        fenced = fenced != fence
+        atx = None if (fenced or fence) else _ATX.match(line)
+        if atx and len(atx.group(1)) >= 2:
+            found.append((i, len(atx.group(1)), atx.group(2).strip().rstrip("#").strip()))
+    levels = {level for _, level, _ in found}
+    for level in sorted(levels):
+        heads = [(i, label) for i, lv, label in found if lv == level]
+        if len(heads) != len(rubric.boxes):
+            continue
+        if any((box := _box_of(label, rubric, "heading")) is not None and box != k for k, (_, label) in enumerate(heads)):
+            continue
+        sections = {}
+        for k, (i, label) in enumerate(heads):
+            end = heads[k + 1][0] if k + 1 < len(heads) else len(lines)
+            body = [line for line in lines[i + 1:end] if not (_ATX.match(line) and len(_ATX.match(line).group(1)) <= level)]
+            sections[k] = [_Section(f"{label} (read as box {k + 1})", body)]
+        return sections, lines[:heads[0][0]]
+    return {}, []
 
 
 def _ordered_items(lines: list[str], loose: list[str], rubric: WorksheetRubric) -> tuple[dict[int, list[_Section]], list[str]]:
@@ -560,10 +591,16 @@ def _stuffing(i: int, texts: dict[int, _BoxText], rubric: WorksheetRubric) -> st
 _PLACEHOLDERS = frozenset("todo tbd tba xxx n/a na your answer here fill in later none nothing yet".split())
 
 
+#: A pointer to a neighbour's text ("see below", "see box 3"): the box says where its answer is.
+_POINTER = re.compile(r"\bsee\s+(?:below|above|next|the\s+next|previous|the\s+previous|box\s*\d)\b")
+
+
 def _says_something(text: "_BoxText") -> bool:
-    """Whether a box has three or more words of its own that are not a placeholder ("TODO", "your answer here")."""
-    words = re.findall(r"[a-z0-9/]+", normalise("\n".join("\n".join(s.body) for s in text.sections)))
-    return sum(1 for w in words if w not in _PLACEHOLDERS) >= 3
+    """Whether a box has text of its own: three or more words that are not a placeholder ("TODO", "your answer
+    here"), or a pointer to its neighbour ("see below")."""
+    body = normalise("\n".join("\n".join(s.body) for s in text.sections))
+    words = re.findall(r"[a-z0-9/]+", body)
+    return sum(1 for w in words if w not in _PLACEHOLDERS) >= 3 or bool(_POINTER.search(body))
 
 
 def _borrow(i: int, texts: dict[int, _BoxText], stuffed: dict[int, str], rubric: WorksheetRubric) -> dict[int, set[int]]:
@@ -630,7 +667,11 @@ def _grade_box(i: int, texts: dict[int, _BoxText], stuffed: dict[int, str], borr
                             "in your own words.")
         else:
             feedback.append("Missing: " + "; ".join(missing) + ".")
-            others = ["; ".join(box.groups[k].hint for k in way) for way in ways[1:] if way]
+            others = []
+            for way in ways[1:]:
+                hint = "; ".join(box.groups[k].hint for k in way)
+                if way and hint != "; ".join(missing) and hint not in others:
+                    others.append(hint)  # two ways with the same hint ('llama' or 'llama_tokenizer') say it once
             if others:
                 feedback.append("Another way to earn this box: " + ". Or: ".join(others) + ".")
             if any(k not in named and box.groups[k].regex.search(mine.reading.text) for k in ways[0]):
@@ -708,9 +749,9 @@ def grade_worksheet(text: str | bytes, rubric: Any = None) -> dict:
                 "No box headings found. Give each box its own heading, e.g. '## Vision encoder', '## Language tokenizer', "
                 "'## Transformer trunk', '## Action head', '## Detokenizer', '## Simulator / embodiment'."
             )
-        elif any(s.heading.startswith("item ") for found in sections.values() for s in found):
-            notes.append("No heading names a box, so your six items were read in order as boxes 1 to 6 of §2.3; "
-                         "name each box in its heading to be sure each answer is read where you meant it.")
+        elif any("(read as box " in s.heading for found in sections.values() for s in found):
+            notes.append("Not every heading names a box, so your six items or headings were read in order as boxes 1 "
+                         "to 6 of §2.3; name each box in its heading to be sure each answer is read where you meant it.")
     stray = compiled.read("\n".join(loose))
     misplaced = [box.title for i, box in enumerate(compiled.boxes)
                  if i not in sections and _passes(box, {k for k, g in enumerate(box.groups) if stray.names(g.regex)})]
