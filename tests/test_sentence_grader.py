@@ -176,3 +176,9 @@ def test_the_unnorm_diagnostic_in_other_words(diagnostic):
     entry = one(f"If the robot slams the arm toward joint limits, the most likely cause is the bridge_orig unnorm_key, "
                 f"and the diagnostic is {diagnostic}.")
     assert entry["diagnostic_ok"], entry["feedback"]
+
+
+def test_the_shrunk_scale_as_a_percentage():
+    entry = one("If the robot scribbles slowly near the start pose, the most likely cause is unnorm_key='bridge_orig', "
+                "and the diagnostic is that its largest translation is only about 4% of the baseline's.")
+    assert entry["diagnostic_ok"], entry["feedback"]

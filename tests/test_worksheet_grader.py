@@ -438,3 +438,28 @@ def test_a_pointer_is_text_of_its_own_and_billion_is_read_through_typos():
     text = sheet((2, "(see below)"), (3, "Llama 2 7B; the prompt is first cut into tokens by the Llama 2 tokenizer."))
     assert verdicts(text)[1] == 1
     assert verdicts(sheet((3, "Llama-2, 7 billon params.")))[2] == 1
+
+
+@pytest.mark.parametrize("layout", ["box_dash", "html", "bare_pipes"])
+def test_boxes_in_other_layouts_are_found(layout):
+    if layout == "box_dash":
+        text = "\n".join(f"Box {k} \u2014 {body}" for k, body in enumerate(GOOD, 1))
+    elif layout == "html":
+        rows = "\n".join(f"<tr><td>Box {k}: {t}</td><td>{body}</td></tr>" for k, (t, body) in enumerate(zip(TITLES, GOOD), 1))
+        text = f"<table>\n<tr><th>Box</th><th>Answer</th></tr>\n{rows}\n</table>\n"
+    else:
+        text = "\n".join(f"{t.lower():<24}|  {body}" for t, body in zip(TITLES, GOOD))
+    assert verdicts(text) == [1] * 6
+
+
+def test_wordpiece_is_wrong_even_beside_llama():
+    entry = box(sheet((2, "Llama 2's tokenizer, a WordPiece tokenizer like BERT's.")), 2)
+    assert not entry["ok"] and "WordPiece" in entry["feedback"]
+    assert box(sheet((2, "Not WordPiece: the Llama 2 tokenizer.")), 2)["ok"]
+
+
+def test_a_bare_keyword_list_touching_three_other_boxes_is_stuffing():
+    text = sheet((5, "binning quantiles 1st 99th q01 q99 unnorm_key statistics SigLIP DINOv2 Llama 7B Open X-Embodiment "
+                     "7-D delta"))
+    entry = box(text, 5)
+    assert not entry["ok"] and "keywords" in entry["feedback"]

@@ -335,6 +335,25 @@ _FENCE = re.compile(r"^ {0,3}(```|~~~)")
 _BOLD_LINE = re.compile(r"^\s*(?:\*\*|__)(.+?)(?:\*\*|__)\s*:?\s*$")
 _LABEL_LINE = re.compile(r"^\s*(?:[-*]\s+)?(?:\*\*|__)?([^:*_]{2,60}?)(?:\*\*|__)?\s*[:\u2014\u2013]\s*(?:\*\*|__)?\s*(.*)$")
 _TABLE_ROW = re.compile(r"^\s*\|(.*?)\|?\s*$")
+#: A table row written without its outer pipes: "vision encoder   |  SigLIP and DINOv2, fused".
+_BARE_ROW = re.compile(r"^\s*([^|]{2,60}?\s\|\s.*)$")
+#: HTML table cells and other tags: a row "<tr><td>Box 1</td><td>text</td></tr>" reads as "| Box 1 | text |".
+_HTML_CELL = re.compile(r"\s*</t[dh]>\s*<t[dh][^>]*>\s*", re.IGNORECASE)
+_HTML_TAG = re.compile(r"</?[a-z][a-z0-9]*(?:\s[^<>]*)?>", re.IGNORECASE)
+
+
+def _html_rows(text: str) -> str:
+    """HTML table rows as Markdown table rows, other tags dropped (only for a worksheet with a <table>)."""
+    if not re.search(r"<t[dh][\s>]", text, re.IGNORECASE):
+        return text
+    lines = []
+    for line in text.split("\n"):
+        if re.search(r"<t[dh][\s>]", line, re.IGNORECASE):
+            line = "| " + _HTML_TAG.sub("", _HTML_CELL.sub(" | ", line)).strip() + " |"
+        else:
+            line = _HTML_TAG.sub("", line)
+        lines.append(line)
+    return "\n".join(lines)
 _BOX_PREFIX = re.compile(r"^\s*(?:(?:box|part|step)\s*#?\s*\d{1,2}\s*[:.)\-\u2014\u2013]?\s*|\d{1,2}\s*[.):\-\u2014\u2013]\s*)",
                          re.IGNORECASE)
 #: "Box 4", the template's own numbering of a heading.
@@ -367,16 +386,16 @@ def _box_of(label: str, rubric: WorksheetRubric, how: str) -> Optional[int]:
     box name; a plain line (``"line"``) must be exactly a box name, so prose never opens a box.
     """
     text = rubric.speller.respell(normalise(_BOX_PREFIX.sub("", label))).strip(" :*_#.-")
-    if not text or len(text) > 120:
+    if len(text) > 120:
         return None
     contains = how == "heading" or (how == "label" and len(text.split()) <= 4)
     for index in rubric.heading_order:
         heading = rubric.boxes[index].heading
-        if heading.search(text) if contains else heading.fullmatch(text):
+        if text and (heading.search(text) if contains else heading.fullmatch(text)):
             return index
     numbered = _BOX_NUMBER.match(label)
     if how != "line" and numbered and 1 <= int(numbered.group(1)) <= len(rubric.boxes):
-        return int(numbered.group(1)) - 1  # "## Box 4: Action haed": the template's number, when the name is garbled
+        return int(numbered.group(1)) - 1  # "## Box 4: Action haed", "Box 1 — text": the template's own number
     return None
 
 
@@ -391,7 +410,7 @@ def _inline_heading(line: str, rubric: WorksheetRubric, strict: bool) -> tuple[O
     if len(line) > 300:
         return None, "", ""
     candidates = []
-    row = _TABLE_ROW.match(line)
+    row = _TABLE_ROW.match(line) or _BARE_ROW.match(line)
     if row:
         cells = [c.strip() for c in row.group(1).split("|")]
         for k in range(min(2, len(cells))):  # the box name may follow a number column
@@ -419,7 +438,7 @@ def _inline_heading(line: str, rubric: WorksheetRubric, strict: bool) -> tuple[O
 
 def _worksheet_sections(text: str, rubric: WorksheetRubric) -> tuple[dict[int, list[_Section]], list[str]]:
     """Find the box headings of a worksheet; return each box's sections and the lines under no box."""
-    lines = HTML_COMMENT.sub("", text).split("\n")
+    lines = _html_rows(HTML_COMMENT.sub("", text)).split("\n")
     sections: dict[int, list[_Section]] = {}
     loose: list[str] = []
     current: Optional[_Section] = None
