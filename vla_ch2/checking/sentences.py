@@ -313,7 +313,9 @@ def _split(text: str, rubric: SentenceRubric) -> list[str]:
             piece = LIST_MARKER.sub("", piece.strip(), count=1).strip()
             if not _HAS_WORD.search(piece):
                 continue
-            names_symptom = any(rx.search(_reading_of(piece, rubric)) for rx in symptom_regexes)
+            reading = _reading_of(piece, rubric)
+            names_symptom = any(rx.search(reading) for rx in symptom_regexes)
+            names_cause = _mentions_cause(reading, rubric)
             # "Symptom: ... . Cause: ... . Check: ..." is one answer, even when the check's own words
             # ("hovers near zero") read like a symptom, and even across lines, list items and a code block;
             # an unlabelled piece joins only an unfinished answer, and "If ..." always starts a new one.
@@ -321,13 +323,13 @@ def _split(text: str, rubric: SentenceRubric) -> list[str]:
                     _LABELLED_PART.match(piece) or not (names_symptom or _complete(sentences[-1], rubric))):
                 sentences[-1] += " " + piece
                 continue
-            if lead_in and names_symptom and not _names_cause(piece, rubric):
+            if lead_in and names_symptom and not names_cause:
                 sentences[-1] += " " + piece
                 in_answer, lead_in = True, False
                 continue
             sentences.append(piece)
             in_answer = names_symptom
-            lead_in = not names_symptom and _names_cause(piece, rubric)
+            lead_in = not names_symptom and names_cause
     return sentences
 
 
@@ -336,10 +338,9 @@ def _reading_of(piece: str, rubric: SentenceRubric) -> str:
     return fix_typos(normalise(piece), rubric.speller)[0]
 
 
-def _names_cause(sentence: str, rubric: SentenceRubric) -> bool:
-    """Whether ``sentence`` mentions any of the causes (negated or not)."""
-    s = _reading_of(sentence, rubric)
-    return any(c.regex.search(s) for c in rubric.causes.values())
+def _mentions_cause(reading: str, rubric: SentenceRubric) -> bool:
+    """Whether ``reading`` (see `_reading_of`) mentions any of the causes, negated or not."""
+    return any(c.regex.search(reading) for c in rubric.causes.values())
 
 
 def _complete(sentence: str, rubric: SentenceRubric) -> bool:
@@ -348,7 +349,7 @@ def _complete(sentence: str, rubric: SentenceRubric) -> bool:
     A diagnostic marker with nothing after it ("... and the diagnostic is:" before a code block) is not a part yet.
     """
     s = _reading_of(sentence, rubric)
-    has_cause = bool(rubric.cause_marker.search(s)) or any(c.regex.search(s) for c in rubric.causes.values())
+    has_cause = bool(rubric.cause_marker.search(s)) or _mentions_cause(s, rubric)
     marker = rubric.diagnostic_marker.search(s)
     has_diagnostic = bool(marker and _HAS_WORD.search(s[marker.end():])) or any(d.matches(s) for d in rubric.diagnostics)
     return has_cause and has_diagnostic

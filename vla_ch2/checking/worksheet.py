@@ -340,20 +340,7 @@ _BARE_ROW = re.compile(r"^\s*([^|]{2,60}?\s\|\s.*)$")
 #: HTML table cells and other tags: a row "<tr><td>Box 1</td><td>text</td></tr>" reads as "| Box 1 | text |".
 _HTML_CELL = re.compile(r"\s*</t[dh]>\s*<t[dh][^>]*>\s*", re.IGNORECASE)
 _HTML_TAG = re.compile(r"</?[a-z][a-z0-9]*(?:\s[^<>]*)?>", re.IGNORECASE)
-
-
-def _html_rows(text: str) -> str:
-    """HTML table rows as Markdown table rows, other tags dropped (only for a worksheet with a <table>)."""
-    if not re.search(r"<t[dh][\s>]", text, re.IGNORECASE):
-        return text
-    lines = []
-    for line in text.split("\n"):
-        if re.search(r"<t[dh][\s>]", line, re.IGNORECASE):
-            line = "| " + _HTML_TAG.sub("", _HTML_CELL.sub(" | ", line)).strip() + " |"
-        else:
-            line = _HTML_TAG.sub("", line)
-        lines.append(line)
-    return "\n".join(lines)
+_HTML_CELL_OPEN = re.compile(r"<t[dh][\s>]", re.IGNORECASE)
 _BOX_PREFIX = re.compile(r"^\s*(?:(?:box|part|step)\s*#?\s*\d{1,2}\s*[:.)\-\u2014\u2013]?\s*|\d{1,2}\s*[.):\-\u2014\u2013]\s*)",
                          re.IGNORECASE)
 #: "Box 4", the template's own numbering of a heading.
@@ -366,6 +353,20 @@ _LEAD_BOLD = re.compile(r"^(?:\*\*|__)(.{2,80}?)(?:\*\*|__)\s*[:.\u2014\u2013-]?
 _LEAD_SEPARATOR = re.compile(r"^([^:\u2014\u2013]{2,60}?)\s*(?::|\u2014|\u2013|\s-\s)\s*(.*)$")
 #: Six items marked (a)..(f) or 1..6, in order: the boxes in §2.3's order when no heading names them.
 _ORDERED_ITEM = re.compile(r"^\s*\(?([a-fA-F]|[1-6])[.)]\s+(.*)$")
+
+
+def _html_rows(text: str) -> str:
+    """HTML table rows as Markdown table rows, other tags dropped (only for a worksheet with a <table>)."""
+    if not _HTML_CELL_OPEN.search(text):
+        return text
+    lines = []
+    for line in text.split("\n"):
+        if _HTML_CELL_OPEN.search(line):
+            line = "| " + _HTML_TAG.sub("", _HTML_CELL.sub(" | ", line)).strip() + " |"
+        else:
+            line = _HTML_TAG.sub("", line)
+        lines.append(line)
+    return "\n".join(lines)
 
 
 @dataclass
@@ -444,6 +445,7 @@ def _worksheet_sections(text: str, rubric: WorksheetRubric) -> tuple[dict[int, l
     current: Optional[_Section] = None
     level = 7  # the heading level of the current box; 7 for bold, label and table lines
     fenced = False
+    atx_headings: list[tuple[int, int, str, Optional[int]]] = []  # (line, level, label, box it names) outside code
     for i, line in enumerate(lines):
         fence = bool(_FENCE.match(line))
         fenced = fenced != fence
@@ -460,6 +462,8 @@ def _worksheet_sections(text: str, rubric: WorksheetRubric) -> tuple[dict[int, l
             continue  # the underline of a setext heading
         if heading_level is not None:
             box = _box_of(label, rubric, "heading")
+            if atx:
+                atx_headings.append((i, heading_level, label, box))
             if box is not None:
                 current, level = _Section(label, []), heading_level
                 sections.setdefault(box, []).append(current)
@@ -475,37 +479,29 @@ def _worksheet_sections(text: str, rubric: WorksheetRubric) -> tuple[dict[int, l
     if len(sections) < len(rubric.boxes):
         ordered, before = _ordered_items(lines, loose, rubric)
         if not ordered:
-            ordered, before = _six_headings(lines, rubric)
+            ordered, before = _six_headings(lines, atx_headings, len(rubric.boxes))
         if ordered:
             sections, loose = ordered, before
     return sections, loose
 
 
-def _six_headings(lines: list[str], rubric: WorksheetRubric) -> tuple[dict[int, list[_Section]], list[str]]:
+def _six_headings(lines: list[str], headings: list[tuple[int, int, str, Optional[int]]],
+                  boxes: int) -> tuple[dict[int, list[_Section]], list[str]]:
     """Read six Markdown headings of one level as the six boxes, in order ("### What looks at the picture?").
 
-    Only when there are exactly six headings at that level (below the title) and none names
-    another box than its place says.
+    ``headings`` are the worksheet's ``#`` headings outside code, ``(line, level, label, box it names)``.
+    Only when there are exactly six at one level (below the title) and none names another box than
+    its place says.
     """
-    fenced, found = False, []
-    for i, line in enumerate(lines):
-        fence = bool(_FENCE.match(line))
-        fenced = fenced != fence
-        atx = None if (fenced or fence) else _ATX.match(line)
-        if atx and len(atx.group(1)) >= 2:
-            found.append((i, len(atx.group(1)), atx.group(2).strip().rstrip("#").strip()))
-    levels = {level for _, level, _ in found}
-    for level in sorted(levels):
-        heads = [(i, label) for i, lv, label in found if lv == level]
-        if len(heads) != len(rubric.boxes):
+    for level in sorted({lv for _, lv, _, _ in headings if lv >= 2}):
+        heads = [h for h in headings if h[1] == level]
+        if len(heads) != boxes or any(box is not None and box != k for k, (_, _, _, box) in enumerate(heads)):
             continue
-        if any((box := _box_of(label, rubric, "heading")) is not None and box != k for k, (_, label) in enumerate(heads)):
-            continue
+        higher = {i for i, lv, _, _ in headings if lv <= level}  # headings that are not part of a box's text
         sections = {}
-        for k, (i, label) in enumerate(heads):
+        for k, (i, _, label, _) in enumerate(heads):
             end = heads[k + 1][0] if k + 1 < len(heads) else len(lines)
-            body = [line for line in lines[i + 1:end] if not (_ATX.match(line) and len(_ATX.match(line).group(1)) <= level)]
-            sections[k] = [_Section(f"{label} (read as box {k + 1})", body)]
+            sections[k] = [_Section(f"{label} (read as box {k + 1})", [lines[j] for j in range(i + 1, end) if j not in higher])]
         return sections, lines[:heads[0][0]]
     return {}, []
 
