@@ -117,16 +117,27 @@ def _lanczos3_spans(output_size: int, input_size: int) -> tuple[np.ndarray, np.n
 
 
 def _gather(image: np.ndarray, starts: np.ndarray, weights: np.ndarray, axis: int) -> np.ndarray:
-    """Weighted sums along ``axis``, accumulated tap by tap in float32 (``GatherRows`` / ``GatherColumns``)."""
-    moved = np.ascontiguousarray(np.moveaxis(image, axis, 0))
-    shape = (len(starts), *moved.shape[1:])
-    out, term = np.zeros(shape, dtype=np.float32), np.empty(shape, dtype=np.float32)
+    """Weighted sums along ``axis``, accumulated tap by tap in float32 (``GatherRows`` / ``GatherColumns``).
+
+    Each tap is one float32 product and one float32 sum per value, in TensorFlow's order. The
+    image is read as rows of values (every other axis flattened), so that each tap multiplies
+    whole rows by one weight; a uint8 image is read as it is (uint8 to float32 is exact).
+    """
+    moved = np.moveaxis(np.asarray(image), axis, 0)
+    if not moved.flags.c_contiguous:
+        moved = np.ascontiguousarray(moved)
+    flat = moved.reshape(moved.shape[0], -1)
+    out = np.zeros((len(starts), flat.shape[1]), dtype=np.float32)
+    term = np.empty_like(out)
     for k in range(weights.shape[1]):
-        rows = np.minimum(starts + k, moved.shape[0] - 1)  # beyond the edge the weight is 0
-        np.take(moved, rows, axis=0, out=term)
-        term *= weights[:, k].reshape(-1, *([1] * (moved.ndim - 1)))
+        rows = np.minimum(starts + k, flat.shape[0] - 1)  # beyond the edge the weight is 0
+        if flat.dtype == np.float32:
+            np.take(flat, rows, axis=0, out=term)
+            term *= weights[:, k, None]
+        else:
+            np.multiply(flat[rows], weights[:, k, None], out=term)
         out += term
-    return np.moveaxis(out, 0, axis)
+    return np.moveaxis(out.reshape(len(starts), *moved.shape[1:]), 0, axis)
 
 
 def resize_lanczos(image: np.ndarray, size: int = MODEL_INPUT_SIZE, as_float: bool = False) -> np.ndarray:
@@ -139,7 +150,9 @@ def resize_lanczos(image: np.ndarray, size: int = MODEL_INPUT_SIZE, as_float: bo
     rounding (a float32 sum landing on the other side of .5; mean 0.00003),
     1.2e-4 before. ``as_float`` returns the float32 result before rounding.
     """
-    source = np.asarray(image).astype(np.float32)
+    source = np.asarray(image)
+    if source.dtype != np.uint8:  # uint8 is read as it is: _gather's products are float32 either way
+        source = source.astype(np.float32)
     rows = _gather(source, *_lanczos3_spans(size, source.shape[0]), axis=0)
     resized = _gather(rows, *_lanczos3_spans(size, source.shape[1]), axis=1)
     if as_float:  # TensorFlow's float32 result, before rounding
