@@ -77,6 +77,58 @@ def parallel_bare(workers: int, steps: int) -> dict:
             "step_ms_in_parallel": 1000 * float(np.mean([(e - s) / steps for s, e in spans]))}
 
 
+def _replay_steps(suite: str, task_id: int, episodes: list, barrier, results) -> None:
+    """One process of the replay baseline: each episode's own actions, bare (no policy, no image path)."""
+    from vla_ch2 import conventions as C
+    from vla_ch2.env import LiberoTask, quiet_robosuite
+
+    quiet_robosuite()
+    wait = np.array(C.WAIT_ACTION)
+    with LiberoTask(suite, task_id) as task:
+        task.reset(init_index=0)
+        for _ in range(5):
+            task.step(wait)
+        barrier.wait()
+        steps, stepping = 0, 0.0
+        for seed, actions in episodes:
+            task.reset(init_index=seed)  # as the loop starts an episode; resets are not steps, so not timed
+            start = time.perf_counter()
+            for _ in range(C.NUM_WAIT_STEPS):
+                task.step(wait)
+            for action in actions:
+                task.step(np.asarray(action, dtype=np.float64))
+            stepping += time.perf_counter() - start
+            steps += C.NUM_WAIT_STEPS + len(actions)
+        results.put((steps, stepping))
+
+
+def parallel_replay(workers: int, episodes: list, suite: str = "libero_object", task_id: int = 0) -> dict:
+    """Bare ``env.step`` on recorded episodes' own actions in ``workers`` processes at once.
+
+    ``episodes`` holds ``(seed, actions)`` pairs: each starts from initial
+    state ``seed``, takes the wait steps and then its logged actions, so the
+    simulator does the work the loop made it do (contacts and all), without
+    the policy. Episodes go to the least loaded process, longest first. The
+    throughput is the sum of each process's own steps per second of stepping.
+    """
+    from vla_ch2 import conventions as C
+
+    groups, loads = [[] for _ in range(workers)], [0] * workers
+    for seed, actions in sorted(episodes, key=lambda e: -len(e[1])):
+        i = loads.index(min(loads))
+        groups[i].append((seed, actions))
+        loads[i] += C.NUM_WAIT_STEPS + len(actions)
+    ctx = mp.get_context("spawn")
+    barrier, results = ctx.Barrier(workers), ctx.Queue()
+    procs = [ctx.Process(target=_replay_steps, args=(suite, task_id, group, barrier, results)) for group in groups]
+    for proc in procs:
+        proc.start()
+    done = [results.get() for _ in procs]
+    for proc in procs:
+        proc.join()
+    return {"workers": workers, "steps": sum(n for n, _ in done), "steps_per_s": sum(n / t for n, t in done)}
+
+
 def single_process(model: str | None, steps: int) -> dict:
     import torch
 
@@ -147,7 +199,7 @@ def single_process(model: str | None, steps: int) -> dict:
         "crop_ms": round(1000 * crop, 2),
         "processor_ms": round(1000 * processor, 2),
         # What a loop step costs beyond the bare step, the policy and the image path, against either baseline
-        # (the policy's own actions cost the simulator what the fixed one does: see bare_policy_actions_ms).
+        # (the policy's own actions cost the simulator more than the fixed one: see bare_policy_actions_ms).
         "loop_rest_ms": round(1000 * (loop - bare - per_action - image_path), 2),
         "loop_rest_ms_policy_actions": round(1000 * (loop - bare_policy - per_action - image_path), 2),
     }
