@@ -105,6 +105,15 @@ def _replay_steps(suite: str, task_id: int, episodes: list, barrier, results) ->
         results.put((steps, stepping))
 
 
+def recorded_episodes(sweep_dir: str | Path) -> list[tuple[int, list]]:
+    """A sweep's episodes as ``(seed, logged actions)`` pairs, for :func:`parallel_replay`."""
+    from vla_ch2.logs import read_records
+    from vla_ch2.sweep import read_episodes
+
+    return [(r["seed"], [s["action"] for s in read_records(Path(sweep_dir) / "episodes" / f"seed-{r['seed']}.jsonl")])
+            for r in read_episodes(sweep_dir)]
+
+
 def parallel_replay(workers: int, episodes: list, suite: str = "libero_object", task_id: int = 0) -> dict:
     """Bare ``env.step`` on recorded episodes' own actions in ``workers`` processes at once.
 
@@ -202,7 +211,7 @@ def single_process(model: str | None, steps: int) -> dict:
         "crop_ms": round(1000 * crop, 2),
         "processor_ms": round(1000 * processor, 2),
         # What a loop step costs beyond the bare step, the policy and the image path, against either baseline
-        # (the policy's own actions cost the simulator more than the fixed one: see bare_policy_actions_ms).
+        # (the policy's own actions cost the simulator as much as the fixed one or more: see bare_policy_actions_ms).
         "loop_rest_ms": round(1000 * (loop - bare - per_action - image_path), 2),
         "loop_rest_ms_policy_actions": round(1000 * (loop - bare_policy - per_action - image_path), 2),
     }
@@ -245,14 +254,10 @@ def main() -> None:
             from vla_ch2.policy import DEFAULT_MODEL_NAME
             from vla_ch2.sweep import SweepSettings, run_sweep
 
-            from vla_ch2.logs import read_records
-            from vla_ch2.sweep import read_episodes
-
             settings = SweepSettings(model=args.model or DEFAULT_MODEL_NAME)
             with tempfile.TemporaryDirectory() as out:
                 summary = run_sweep(out, settings, episodes=args.sweep_episodes, workers=args.workers)
-                episodes = [(r["seed"], [s["action"] for s in read_records(Path(out) / "episodes" / f"seed-{r['seed']}.jsonl")])
-                            for r in read_episodes(out)]
+                episodes = recorded_episodes(out)
             last = summary["last_run"]
             sim_steps = last["policy_steps"] + C.NUM_WAIT_STEPS * last["episodes_run"]
             ideal = sim_steps / par["steps_per_s"]

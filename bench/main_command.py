@@ -12,8 +12,9 @@ own logged actions from its own initial state, bare, in as many processes as
 workers (``parallel_replay``). That is the simulator work the command did:
 grasps and carried objects cost the physics more than a free arm, so a bare
 step on a fixed small action (``parallel_bare``, the earlier floor) is
-cheaper than the command's own steps (about 9 to 12 % on this machine,
-``bare_policy_actions_ms`` against ``bare_env_step_ms`` in ``bench.json``).
+as cheap as the command's own steps or cheaper (0 to 12 % in five runs on
+this machine, ``bare_policy_actions_ms`` against ``bare_env_step_ms`` in
+``bench.json``).
 The fixed-action throughput is still measured, before the command and after
 it, and its ratio is reported beside the replay's.
 
@@ -33,7 +34,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loop_overhead import parallel_bare, parallel_replay  # noqa: E402
+from loop_overhead import parallel_bare, parallel_replay, recorded_episodes  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = REPO / ".venv" / "bin"
@@ -54,7 +55,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from vla_ch2 import conventions as C
-    from vla_ch2.drills import DEFAULT_STEPS, DRILLS
+    from vla_ch2.drills import DEFAULT_STEPS, DRILLS, MANIFEST
     from vla_ch2.logs import read_records
     from vla_ch2.sweep import read_episodes
 
@@ -73,10 +74,11 @@ def main() -> None:
         if not args.no_site:
             parts["site_s"] = timed(["bash", "scripts/build_site.sh"])
         rows = read_episodes(runs / "sweep")
-        # Every episode the command ran, as (initial state, logged actions): the drills start from seed 0.
-        episodes = [(0, [r["action"] for r in read_records(runs / "drills" / f"{tag}.jsonl")]) for tag in DRILLS]
-        episodes += [(r["seed"], [s["action"] for s in read_records(runs / "sweep" / "episodes" / f"seed-{r['seed']}.jsonl")])
-                     for r in rows]
+        # Every episode the command ran, as (initial state, logged actions); each drill's seed is in its manifest.
+        manifest = json.loads((runs / "drills" / MANIFEST).read_text(encoding="utf-8"))
+        episodes = [(manifest[tag]["settings"]["seed"], [r["action"] for r in read_records(runs / "drills" / f"{tag}.jsonl")])
+                    for tag in DRILLS]
+        episodes += recorded_episodes(runs / "sweep")
     drill_steps = 4 * (DEFAULT_STEPS + C.NUM_WAIT_STEPS)
     sweep_steps = sum(r["steps"] for r in rows) + C.NUM_WAIT_STEPS * len(rows)
     after = parallel_bare(args.workers, 200)

@@ -51,13 +51,13 @@ def main() -> int:
         published = read_records(path)
         with LiberoTask("libero_object", task_id) as task:
             now = list(run_episode(task, policy, seed=seed, tag=f"seed-{seed}"))
-        same = sum(a["action"] == b["action"] and a["img_mean"] == b["img_mean"] for a, b in zip(published, now))
-        first = next((i for i, (a, b) in enumerate(zip(published, now))
-                      if a["action"] != b["action"] or a["img_mean"] != b["img_mean"]), None)
-        whole = same == len(published) == len(now)
+        common = min(len(published), len(now))
+        changed = [i for i, (a, b) in enumerate(zip(published, now))
+                   if (a["action"], a["img_mean"]) != (b["action"], b["img_mean"])]
+        whole = not changed and len(published) == len(now)
         differ += not whole
-        print(f"task {task_id} seed {seed}: {len(published)} published steps, {len(now)} now, {same} identical"
-              + ("" if whole else f"; first difference at step {first if first is not None else min(len(published), len(now))}"))
+        print(f"task {task_id} seed {seed}: {len(published)} published steps, {len(now)} now, "
+              f"{common - len(changed)} identical" + ("" if whole else f"; first difference at step {(changed or [common])[0]}"))
     return 1 if differ else 0
 
 
