@@ -549,6 +549,7 @@ MAKERS = {
     "v2_round6.md": lambda: validation_table(R / "v2" / "round6"),
     "v2_round7.md": lambda: validation_table(R / "v2" / "round7"),
     "v2_round8.md": lambda: validation_table(R / "v2" / "round8"),
+    "v2_round9.md": lambda: validation_table(R / "v2" / "round9"),
     "grasp_tolerance.md": grasp_tolerance_table,
     "grasp_window.md": grasp_window_table,
     "speed_ab.md": speed_ab_table,
