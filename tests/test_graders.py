@@ -548,6 +548,9 @@ def broken(edit) -> dict:
         (lambda d: d["diagnostics"][0]["groups"][0].update(hint=""), "needs a hint"),
         (lambda d: d.update(rubric="worksheet"), "'worksheet' rubric"),
         (lambda d: d["markers"].update(cause="not a list"), "markers.cause"),
+        (lambda d: d["negation"]["contrast"]["end"].append("\\s*"), "negation.contrast.end[1]"),
+        (lambda d: d["negation"]["affirmed"].update(unless="not"), "negation.affirmed.unless"),
+        (lambda d: d["negation"].update(contrast=["not"]), "negation.contrast"),
     ],
 )
 def test_malformed_rubric_errors_name_the_file_and_the_problem(tmp_path, edit, message):

@@ -111,6 +111,42 @@ def test_a_negated_cause_is_not_named(sentence):
     assert not entry["cause_ok"] and entry["cause"] is None
 
 
+@pytest.mark.parametrize("sentence,cause", [
+    # "A, not B": a bare "not" after a break sets aside the mention that closes the clause
+    ("If the robot moves in slow random scribbles near the start pose, the most likely cause is the prompt without "
+     "its In:/Out: scaffold (I checked the key: libero_object, not bridge_orig), and the diagnostic is that "
+     "norm(action[:6]) stays below 0.05.", "prompt"),
+    # a cause done right ("as it should be", "correctly") is set aside too
+    ("If the arm slams toward its joint limits: the image was rotated as it should be, but the unnorm_key was "
+     "bridge_orig; the diagnostic is that the translations exceed the q01..q99 of libero_object.", "unnorm"),
+    ("If the robot moves decisively in the wrong direction: the prompt was wrapped correctly, but the "
+     "img[::-1, ::-1] was skipped; the diagnostic is healthy magnitudes with reward never above 0.", "flip"),
+])
+def test_a_cause_ruled_out_by_contrast_or_done_right_is_not_counted(sentence, cause):
+    entry = one(sentence)
+    assert entry["cause"] == cause and entry["cause_ok"], entry["feedback"]
+
+
+@pytest.mark.parametrize("sentence", [
+    # the bare "not" describes the bug: a verb after it, or the mention does not close the clause
+    "If the robot moves decisively in the wrong direction, the most likely cause is that the frame went in as "
+    "rendered, not flipped, and the diagnostic is healthy magnitudes with reward never above 0.",
+    "If the robot moves decisively in the wrong direction, not flipping the image is the most likely cause, and the "
+    "diagnostic is healthy magnitudes with reward never above 0.",
+    # a "not" in the clause turns "correctly" into the bug
+    "If the robot moves decisively in the wrong direction, the most likely cause is that the image was not rotated "
+    "correctly, and the diagnostic is healthy magnitudes with reward never above 0.",
+    "If the robot moves decisively in the wrong direction: the image was never flipped as it should be; the "
+    "diagnostic is healthy magnitudes with reward never above 0.",
+    # Y before the cause marker
+    "If the robot moves decisively in the wrong direction, the missing image flip is the most likely cause, and the "
+    "diagnostic is healthy magnitudes with reward never above 0.",
+])
+def test_a_not_that_describes_the_bug_still_names_it(sentence):
+    entry = one(sentence)
+    assert entry["cause"] == "flip" and entry["cause_ok"], entry["feedback"]
+
+
 @pytest.mark.parametrize("sentence,fix", [
     ("If the robot moves in slow random scribles near the start pose, the most likely cause is the prompt template, "
      "and the diagnostic is that the norm of action[:6] stays below 0.05.", "scribles -> scribbles"),

@@ -63,6 +63,11 @@ class Negation:
     before: Optional[re.Pattern]
     after: tuple[re.Pattern, ...]
     spans: tuple[re.Pattern, ...] = ()
+    contrast: Optional[re.Pattern] = None
+    contrast_end: Optional[re.Pattern] = None
+    contrast_unless: Optional[re.Pattern] = None
+    affirmed: tuple[re.Pattern, ...] = ()
+    affirmed_unless: Optional[re.Pattern] = None
 
     def negated(self, text: str, match: re.Match) -> bool:
         """Whether ``match`` (a mention inside ``text``) is negated."""
@@ -73,7 +78,27 @@ class Negation:
                for span in pattern.finditer(text, max(0, start - 200), min(len(text), end + 200))):
             return True
         window = text[end: end + 80]
-        return any(p.match(window) for p in self.after)
+        if any(p.match(window) for p in self.after):
+            return True
+        return self._contrasted(text, match) or self._affirmed(text, match)
+
+    def _contrasted(self, text: str, match: re.Match) -> bool:
+        """ "it was libero_object, not bridge_orig)": a bare "not" after a break, the mention closing the clause."""
+        if self.contrast is None or not self.contrast.search(text[max(0, match.start() - 40): match.start()]):
+            return False
+        if self.contrast_unless is not None and self.contrast_unless.match(match.group(0)):
+            return False  # "upside down, not flipped": a verb after the "not" describes the bug
+        rest = text[match.end():]
+        return self.contrast_end is None or not rest.strip() or bool(self.contrast_end.match(text, match.end()))
+
+    def _affirmed(self, text: str, match: re.Match) -> bool:
+        """ "the image was rotated as it should be": done right, so set aside, unless a "not" in its clause says otherwise."""
+        done_right = next((m for p in self.affirmed if (m := p.match(text, match.end()))), None)
+        if done_right is None:
+            return False
+        clause = re.split(r"[.,;:!?()\[\]]", text[max(0, match.start() - 60): match.start()])[-1]
+        said = f"{clause} {text[match.start(): done_right.end()]}"  # "was not wrapped correctly": the bug itself
+        return self.affirmed_unless is None or not self.affirmed_unless.search(said)
 
     def state(self, concept: Concept, text: str) -> Optional[str]:
         """``"named"`` if ``concept`` occurs un-negated in ``text``, ``"negated"`` if only negated, else ``None``.
@@ -230,7 +255,20 @@ class RubricReader:
                 self.fail(where, f"the negation lists do not combine into one regular expression: {exc}")
         after = tuple(re.compile(p, FLAGS) for p in self.patterns(obj, "after", where, required=False))
         spans = tuple(re.compile(p, FLAGS) for p in self.patterns(obj, "spans", where, required=False))
-        return Negation(before, after, spans)
+        contrast = self.get(obj, "contrast", dict, where, default={})
+
+        def one(obj2: Any, key: str, where2: str, anchor: str = "") -> Optional[re.Pattern]:
+            found = self.patterns(obj2, key, where2, required=False)
+            return re.compile("(?:" + "|".join(f"(?:{p})" for p in found) + ")" + anchor, FLAGS) if found else None
+
+        affirmed = self.get(obj, "affirmed", dict, where, default={})
+        return Negation(before, after, spans,
+                        contrast=one(contrast, "before", f"{where}.contrast", anchor="$"),
+                        contrast_end=one(contrast, "end", f"{where}.contrast"),
+                        contrast_unless=one(contrast, "unless", f"{where}.contrast"),
+                        affirmed=tuple(re.compile(p, FLAGS) for p in
+                                       self.patterns(affirmed, "after", f"{where}.affirmed", required=False)),
+                        affirmed_unless=one(affirmed, "unless", f"{where}.affirmed"))
 
     def misconception(self, obj: Any, where: str, parts: tuple[str, ...]) -> Misconception:
         """A misconception: where to look (``part``), ``patterns``, ``unless``, ``feedback`` and ``fails``."""

@@ -432,6 +432,8 @@ def _parts(s: str, rubric: SentenceRubric) -> _Parts:
         stop = marks[i + 1][0] if i + 1 < len(marks) else len(s)
         slots[name] = s[end:stop]
     # Without a cause marker the cause may be anywhere; without a diagnostic marker it follows the cause.
+    if cause is not None and _is_placeholder(slots["cause"]) and _mentions_cause(s[: cause.start()], rubric):
+        slots["cause"] = s[: cause.start()]  # "the missing flip is the most likely cause, and ...": Y comes first
     cause_text = slots.get("cause", s)
     if cause is not None and _NEGATED_MARKER.search(s, 0, cause.start()):
         cause_text = "not " + cause_text  # "it was not due to the Bridge key": the marker's negation covers the cause
