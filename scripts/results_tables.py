@@ -228,7 +228,8 @@ def fixtures_table() -> str:
     return "\n".join(lines) + "\n"
 
 
-def agreement_table(sets=("dev", "holdout", "holdout_v2", "holdout_v3", "holdout_v4", "holdout_v5", "holdout_v6", "holdout_v7")) -> str:
+def agreement_table(sets=("dev", "holdout", "holdout_v2", "holdout_v3", "holdout_v4", "holdout_v5", "holdout_v6", "holdout_v7",
+                                  "holdout_v8")) -> str:
     """Agreement of the free-text graders with the hand-graded sets: first measurement on unseen answers, and now."""
     import sys
 
