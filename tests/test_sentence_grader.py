@@ -218,3 +218,26 @@ def test_the_shrunk_scale_as_a_percentage():
     entry = one("If the robot scribbles slowly near the start pose, the most likely cause is unnorm_key='bridge_orig', "
                 "and the diagnostic is that its largest translation is only about 4% of the baseline's.")
     assert entry["diagnostic_ok"], entry["feedback"]
+
+
+@pytest.mark.parametrize("sentence", [
+    # healthy magnitudes, words the other way round
+    "If the robot moves decisively in the wrong direction, the most likely cause is the missing image flip, and the "
+    "diagnostic is translation magnitudes healthy while the reward stays at 0.",
+    # the top-minus-bottom brightness written as code
+    "If the robot moves decisively in the wrong direction, the most likely cause is the missing image flip, and the "
+    "diagnostic is d = frame[:112].mean() - frame[112:].mean() having the other sign than the baseline's.",
+])
+def test_a_flip_diagnostic_in_other_words_is_credited(sentence):
+    entry = one(sentence)
+    assert entry["cause"] == "flip" and entry["cause_ok"] and entry["diagnostic_ok"], entry["feedback"]
+
+
+def test_a_cause_set_aside_before_the_diagnostic_is_not_named_by_the_diagnostic():
+    """Without a cause marker, a cause mentioned before the diagnostic is read there, not in the reading it checks."""
+    entry = one("If the robot moves decisively in the wrong direction, the img[::-1, ::-1] step ran properly, so "
+                "that is not it; check whether the frame is upside down after all.")
+    assert entry["cause"] is None and not entry["cause_ok"], entry["feedback"]
+    entry = one("If the robot moves decisively in the wrong direction, the img[::-1, ::-1] step was skipped; check "
+                "whether the frame is upside down.")
+    assert entry["cause"] == "flip" and entry["cause_ok"], entry["feedback"]

@@ -463,3 +463,25 @@ def test_a_bare_keyword_list_touching_three_other_boxes_is_stuffing():
                      "7-D delta"))
     entry = box(text, 5)
     assert not entry["ok"] and "keywords" in entry["feedback"]
+
+
+# ---------------------------------------------------------------------------
+# Notes kept as data: every box inside one code block
+# ---------------------------------------------------------------------------
+
+KEYS = ("vision-encoder", "language_tokenizer", "transformer_trunk", "action_head", "detokenizer", "simulator_embodiment")
+
+
+@pytest.mark.parametrize("separator", [": ", " = "])
+def test_notes_kept_as_yaml_or_key_value_in_a_code_block_are_read_box_by_box(separator):
+    notes = "\n".join(f"{key}{separator}{text}" for key, text in zip(KEYS, GOOD))
+    assert verdicts(f"My notes:\n\n```yaml\n{notes}\n```\n") == [1] * 6
+    # one key's answer wrong: only that box is lost, so the keys really are read as the boxes
+    wrong = notes.replace(GOOD[2], "A diffusion transformer trained from scratch.")
+    assert verdicts(f"```\n{wrong}\n```\n") == [1, 1, 0, 1, 1, 1]
+
+
+def test_a_code_block_under_a_heading_is_still_content_not_headings():
+    code = "```\naction_head: the LM head over 256 overwritten least-used tokens\n```"
+    assert verdicts(sheet((4, code))) == [1] * 6  # read under box 4's heading, as its text
+    assert verdicts(sheet((1, code))) == [0, 1, 1, 1, 1, 1]  # its key does not open box 4 inside box 1's text

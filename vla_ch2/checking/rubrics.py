@@ -93,7 +93,10 @@ class Negation:
 
     def _affirmed(self, text: str, match: re.Match) -> bool:
         """ "the image was rotated as it should be": done right, so set aside, unless a "not" in its clause says otherwise."""
-        done_right = next((m for p in self.affirmed if (m := p.match(text, match.end()))), None)
+        end = match.end()
+        if text.count("[", match.start(), end) > text.count("]", match.start(), end) and 0 <= text.find("]", end) - end <= 20:
+            end = text.find("]", end) + 1  # "img[::-1" + ", ::-1] rotation was applied correctly"
+        done_right = next((m for p in self.affirmed if (m := p.match(text, end))), None)
         if done_right is None:
             return False
         clause = re.split(r"[.,;:!?()\[\]]", text[max(0, match.start() - 60): match.start()])[-1]

@@ -435,6 +435,8 @@ def _parts(s: str, rubric: SentenceRubric) -> _Parts:
     if cause is not None and _is_placeholder(slots["cause"]) and _mentions_cause(s[: cause.start()], rubric):
         slots["cause"] = s[: cause.start()]  # "the missing flip is the most likely cause, and ...": Y comes first
     cause_text = slots.get("cause", s)
+    if cause is None and diagnostic is not None and _mentions_cause(s[: diagnostic.start()], rubric):
+        cause_text = s[: diagnostic.start()]  # "the flip was done right, so not it; check whether the frame is upside down"
     if cause is not None and _NEGATED_MARKER.search(s, 0, cause.start()):
         cause_text = "not " + cause_text  # "it was not due to the Bridge key": the marker's negation covers the cause
     diagnostic_text = slots.get("diagnostic", slots.get("cause", s))
