@@ -60,3 +60,17 @@ def test_the_quick_reset_is_the_rebuild(object_task, hard_task):
     rebuilt = _play(hard_task, [(5, -1.0)])
     first = _first_difference(quick, rebuilt)
     assert first is None, f"the quick reset and the rebuild differ at step {first}"
+
+
+def test_each_task_draws_its_own_scene_while_another_task_is_open(object_task):
+    """Two tasks in one process (a validation worker keeps one per task): each renders its own meshes."""
+    from vla_ch2.env import LiberoTask
+
+    alone = object_task.reset(init_index=1)["agentview_image"].copy()
+    with LiberoTask("libero_object", 9) as other:
+        other.reset(init_index=0)
+        beside = object_task.reset(init_index=1)["agentview_image"]
+        diff = np.abs(alone.astype(int) - beside).mean()
+        assert diff == 0, f"task 0 drew its scene {diff:.2f} grey levels differently with task 9 open"
+        stepped_alone = other.step(WAIT)[0]["agentview_image"].copy()
+    assert not np.array_equal(stepped_alone, beside), "two different scenes rendered the same image"

@@ -118,6 +118,7 @@ class LiberoTask:
         evaluation uses). ``layout_seed`` instead lets LIBERO sample a new
         placement (what demonstrations use, so evaluation states stay unseen).
         """
+        self._render_here()
         if layout_seed is not None:
             self.env.seed(layout_seed)
             obs = self._reset_simulator()
@@ -155,7 +156,20 @@ class LiberoTask:
 
     def step(self, action) -> tuple[dict, float, bool, dict]:
         """Step the simulator with a 7-D OSC_POSE delta action in [-1, 1]."""
+        self._render_here()
         return self.env.step(np.asarray(action, dtype=np.float64))
+
+    def _render_here(self) -> None:
+        """Make this task's OpenGL context the current one before anything renders.
+
+        robosuite makes a renderer's context current only when it creates it, and
+        MuJoCo draws with whatever context is current. With two tasks open in one
+        process, the first task's scene was drawn with the second task's meshes and
+        textures (its objects where they belong, looking like the other task's).
+        """
+        context = getattr(getattr(self.env.env, "sim", None), "_render_context_offscreen", None)
+        if context is not None:
+            context.gl_ctx.make_current()
 
     def frame(self, obs: dict) -> np.ndarray:
         """The raw agentview render (upside down, as robosuite returns it)."""
