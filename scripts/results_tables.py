@@ -453,6 +453,18 @@ def validation_table(directory: Path = R / "v2" / "round2") -> str:
     return "\n".join(lines) + "\n"
 
 
+def validation_by_layout(path: Path = R / "v2" / "round10" / "validation_before_fix.jsonl") -> str:
+    """Successes of each model by validation layout index k (summed over the tasks): how the rendering bug showed."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    ks = sorted({r["k"] for r in rows})
+    lines = ["| model | " + " | ".join(f"k={k}" for k in ks) + " | all |", "|---|" + "---:|" * (len(ks) + 1)]
+    for model in dict.fromkeys(r["model"] for r in rows):
+        mine = [r for r in rows if r["model"] == model]
+        cells = [f"{sum(r['success'] for r in mine if r['k'] == k)}/{sum(r['k'] == k for r in mine)}" for k in ks]
+        lines.append(f"| `{model}` | " + " | ".join(cells) + f" | **{sum(r['success'] for r in mine)}/{len(mine)}** |")
+    return "\n".join(lines) + "\n"
+
+
 def grasp_tolerance_table(path: Path = R / "v2" / "grasp_tolerance.jsonl") -> str:
     """The expert closing aside, higher or earlier than it should (scripts/grasp_tolerance.py): successes per object."""
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -551,6 +563,8 @@ MAKERS = {
     "v2_round7.md": lambda: validation_table(R / "v2" / "round7"),
     "v2_round8.md": lambda: validation_table(R / "v2" / "round8"),
     "v2_round9.md": lambda: validation_table(R / "v2" / "round9"),
+    "v2_round10_by_layout.md": validation_by_layout,
+    "v2_round10.md": lambda: validation_table(R / "v2" / "round10"),
     "grasp_tolerance.md": grasp_tolerance_table,
     "grasp_window.md": grasp_window_table,
     "speed_ab.md": speed_ab_table,
