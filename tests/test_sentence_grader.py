@@ -121,30 +121,23 @@ def test_a_negated_cause_is_not_named(sentence):
      "bridge_orig; the diagnostic is that the translations exceed the q01..q99 of libero_object.", "unnorm"),
     ("If the robot moves decisively in the wrong direction: the prompt was wrapped correctly, but the "
      "img[::-1, ::-1] was skipped; the diagnostic is healthy magnitudes with reward never above 0.", "flip"),
+    # ... but a bare "not" that describes the bug still names it: a verb after it, or the mention not closing the clause
+    ("If the robot moves decisively in the wrong direction, the most likely cause is that the frame went in as "
+     "rendered, not flipped, and the diagnostic is healthy magnitudes with reward never above 0.", "flip"),
+    ("If the robot moves decisively in the wrong direction, not flipping the image is the most likely cause, and the "
+     "diagnostic is healthy magnitudes with reward never above 0.", "flip"),
+    # a "not" in the clause turns "correctly" into the bug
+    ("If the robot moves decisively in the wrong direction, the most likely cause is that the image was not rotated "
+     "correctly, and the diagnostic is healthy magnitudes with reward never above 0.", "flip"),
+    ("If the robot moves decisively in the wrong direction: the image was never flipped as it should be; the "
+     "diagnostic is healthy magnitudes with reward never above 0.", "flip"),
+    # Y before the cause marker
+    ("If the robot moves decisively in the wrong direction, the missing image flip is the most likely cause, and the "
+     "diagnostic is healthy magnitudes with reward never above 0.", "flip"),
 ])
-def test_a_cause_ruled_out_by_contrast_or_done_right_is_not_counted(sentence, cause):
+def test_the_one_cause_named_is_found_among_causes_set_aside_and_nots_that_describe_the_bug(sentence, cause):
     entry = one(sentence)
     assert entry["cause"] == cause and entry["cause_ok"], entry["feedback"]
-
-
-@pytest.mark.parametrize("sentence", [
-    # the bare "not" describes the bug: a verb after it, or the mention does not close the clause
-    "If the robot moves decisively in the wrong direction, the most likely cause is that the frame went in as "
-    "rendered, not flipped, and the diagnostic is healthy magnitudes with reward never above 0.",
-    "If the robot moves decisively in the wrong direction, not flipping the image is the most likely cause, and the "
-    "diagnostic is healthy magnitudes with reward never above 0.",
-    # a "not" in the clause turns "correctly" into the bug
-    "If the robot moves decisively in the wrong direction, the most likely cause is that the image was not rotated "
-    "correctly, and the diagnostic is healthy magnitudes with reward never above 0.",
-    "If the robot moves decisively in the wrong direction: the image was never flipped as it should be; the "
-    "diagnostic is healthy magnitudes with reward never above 0.",
-    # Y before the cause marker
-    "If the robot moves decisively in the wrong direction, the missing image flip is the most likely cause, and the "
-    "diagnostic is healthy magnitudes with reward never above 0.",
-])
-def test_a_not_that_describes_the_bug_still_names_it(sentence):
-    entry = one(sentence)
-    assert entry["cause"] == "flip" and entry["cause_ok"], entry["feedback"]
 
 
 @pytest.mark.parametrize("sentence,fix", [

@@ -50,6 +50,7 @@ class Concept:
 
 _DIRECT_NOT = re.compile(r"(?<![a-z])(?:not|never)\s+$")
 _JOINER = re.compile(r"[\s\-_/'\"():`]*")
+_BLANK_TO_END = re.compile(r"\s*\Z")
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,8 @@ class Negation:
             return False
         if self.contrast_unless is not None and self.contrast_unless.match(match.group(0)):
             return False  # "upside down, not flipped": a verb after the "not" describes the bug
-        rest = text[match.end():]
-        return self.contrast_end is None or not rest.strip() or bool(self.contrast_end.match(text, match.end()))
+        return (self.contrast_end is None or bool(_BLANK_TO_END.match(text, match.end()))
+                or bool(self.contrast_end.match(text, match.end())))
 
     def _affirmed(self, text: str, match: re.Match) -> bool:
         """ "the image was rotated as it should be": done right, so set aside, unless a "not" in its clause says otherwise."""
@@ -211,6 +212,11 @@ class RubricReader:
             out.append(body)
         return out
 
+    def any_of(self, obj: Any, key: str, where: str, anchor: str = "") -> Optional[re.Pattern]:
+        """The optional list ``obj[key]`` as one expression matching any of its patterns (``None`` if absent)."""
+        found = self.patterns(obj, key, where, required=False)
+        return re.compile("(?:" + "|".join(f"(?:{p})" for p in found) + ")" + anchor, FLAGS) if found else None
+
     def union(self, patterns: list[str], where: str) -> re.Pattern:
         """One compiled regular expression matching any of ``patterns``."""
         if not patterns:
@@ -259,19 +265,14 @@ class RubricReader:
         after = tuple(re.compile(p, FLAGS) for p in self.patterns(obj, "after", where, required=False))
         spans = tuple(re.compile(p, FLAGS) for p in self.patterns(obj, "spans", where, required=False))
         contrast = self.get(obj, "contrast", dict, where, default={})
-
-        def one(obj2: Any, key: str, where2: str, anchor: str = "") -> Optional[re.Pattern]:
-            found = self.patterns(obj2, key, where2, required=False)
-            return re.compile("(?:" + "|".join(f"(?:{p})" for p in found) + ")" + anchor, FLAGS) if found else None
-
         affirmed = self.get(obj, "affirmed", dict, where, default={})
         return Negation(before, after, spans,
-                        contrast=one(contrast, "before", f"{where}.contrast", anchor="$"),
-                        contrast_end=one(contrast, "end", f"{where}.contrast"),
-                        contrast_unless=one(contrast, "unless", f"{where}.contrast"),
+                        contrast=self.any_of(contrast, "before", f"{where}.contrast", anchor="$"),
+                        contrast_end=self.any_of(contrast, "end", f"{where}.contrast"),
+                        contrast_unless=self.any_of(contrast, "unless", f"{where}.contrast"),
                         affirmed=tuple(re.compile(p, FLAGS) for p in
                                        self.patterns(affirmed, "after", f"{where}.affirmed", required=False)),
-                        affirmed_unless=one(affirmed, "unless", f"{where}.affirmed"))
+                        affirmed_unless=self.any_of(affirmed, "unless", f"{where}.affirmed"))
 
     def misconception(self, obj: Any, where: str, parts: tuple[str, ...]) -> Misconception:
         """A misconception: where to look (``part``), ``patterns``, ``unless``, ``feedback`` and ``fails``."""
@@ -280,8 +281,7 @@ class RubricReader:
         if part not in parts:
             self.fail(f"{where}.part", f"expected one of {', '.join(parts)}, found {part!r}")
         regex = self.union(self.synonyms(obj, where) + self.patterns(obj, "patterns", where, required=False), where)
-        unless_list = self.patterns(obj, "unless", where, required=False)
-        unless = re.compile("|".join(f"(?:{p})" for p in unless_list), FLAGS) if unless_list else None
+        unless = self.any_of(obj, "unless", where)
         feedback = self.get(obj, "feedback", str, where)
         fails = self.get(obj, "fails", bool, where, default=False)
         return Misconception(mid, part, regex, unless, feedback, fails)

@@ -482,32 +482,34 @@ def _worksheet_sections(text: str, rubric: WorksheetRubric) -> tuple[dict[int, l
             ordered, before = _six_headings(lines, atx_headings, len(rubric.boxes))
         if ordered:
             sections, loose = ordered, before
-    if not sections and any(_FENCE.match(line) for line in lines) and any(_DATA_KEY.match(line) for line in lines):
-        return _worksheet_sections(_unfenced(lines), rubric)  # notes kept as YAML or key = value inside a code block
+    if not sections and (notes := _unfenced(lines)) is not None:
+        return _worksheet_sections(notes, rubric)  # notes kept as YAML or key = value inside a code block
     return sections, loose
 
 
 #: A key of notes kept as data: "vision_encoder: ...", "  action-head = ...", '"detokenizer": ...'.
-_DATA_KEY = re.compile(r"^(\s*)[\"']?([A-Za-z][A-Za-z0-9]*(?:[_-][A-Za-z0-9]+)*)[\"']?\s*[:=]\s*")
+_DATA_KEY = re.compile(r"^\s*[\"']?([A-Za-z][A-Za-z0-9]*(?:[_-][A-Za-z0-9]+)*)[\"']?\s*[:=]\s*")
 
 
-def _unfenced(lines: list[str]) -> str:
+def _unfenced(lines: list[str]) -> Optional[str]:
     """A worksheet whose boxes are all inside code blocks, read as plain lines: fences dropped, keys as labels.
 
     Only a key opens a box; every other line of a code block stays content (indented past any Markdown
-    heading, so a template pasted inside a code block still opens nothing).
+    heading, so a template pasted inside a code block still opens nothing). ``None`` when no code
+    block holds a key.
     """
-    out, fenced = [], False
+    out, fenced, keys = [], False, 0
     for line in lines:
         if _FENCE.match(line):
             fenced = not fenced
             continue
         key = _DATA_KEY.match(line) if fenced else None
         if key:
-            out.append(f"{key.group(2).replace('_', ' ').replace('-', ' ')}: {line[key.end():]}")
+            keys += 1
+            out.append(f"{key.group(1).replace('_', ' ').replace('-', ' ')}: {line[key.end():]}")
         else:
             out.append(f"    {line}" if fenced else line)
-    return "\n".join(out)
+    return "\n".join(out) if keys else None
 
 
 def _six_headings(lines: list[str], headings: list[tuple[int, int, str, Optional[int]]],
