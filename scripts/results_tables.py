@@ -436,8 +436,10 @@ def v1_v2_signatures(old: Path = R / "drills-matrix", new: Path = R / "v2" / "dr
 
 def validation_table(directory: Path = R / "v2" / "round2") -> str:
     """Candidates on fresh validation layouts: one row each, per-task successes, total with its standard error."""
-    rows = [json.loads(line) for line in (directory / "validation.jsonl").read_text().splitlines() if line.strip()]
     candidates = json.loads((directory / "candidates.json").read_text())
+    # A candidate measured in an earlier round on the same layouts names that round's file ("validation").
+    files = dict.fromkeys([directory / "validation.jsonl"] + [Path(c["validation"]) for c in candidates if "validation" in c])
+    rows = [json.loads(line) for path in files for line in path.read_text().splitlines() if line.strip()]
     tasks = sorted({r["task"] for r in rows})
     lines = ["| model | data | training | " + " | ".join(f"t{t}" for t in tasks) + " | all |",
              "|---|---|---|" + "---:|" * (len(tasks) + 1)]
@@ -565,6 +567,7 @@ MAKERS = {
     "v2_round9.md": lambda: validation_table(R / "v2" / "round9"),
     "v2_round10_by_layout.md": validation_by_layout,
     "v2_round10.md": lambda: validation_table(R / "v2" / "round10"),
+    "v2_round11.md": lambda: validation_table(R / "v2" / "round11"),
     "grasp_tolerance.md": grasp_tolerance_table,
     "grasp_window.md": grasp_window_table,
     "speed_ab.md": speed_ab_table,
