@@ -30,15 +30,7 @@ case "$stage" in
     ;;
   demos)
     seconds=$1 per_batch=$2 seed=$3; shift 3
-    mkdir -p "$root/demos"
-    jobs=()
-    # Every batch has its own seed (a task named twice must not run the same layouts twice).
-    for _ in $(seq 40); do for task in "$@"; do jobs+=("$task $seed"); seed=$((seed + 1)); done; done
-    printf '%s\n' "${jobs[@]}" | timeout "$seconds" xargs -P "$W" -L 1 sh -c \
-      'python3 -m vla_ch2.factory.teaching_model demos --tasks "$0" --per-task '"$per_batch"' --seed "$1" \
-         --image-size 96 --jpeg-quality 80 --noisy-fraction 0.5 --keep-every 2 '"${DEMO_FLAGS:-}"' \
-         --out '"$root"'/demos/tmp_t$0_s$1 \
-         >> '"$root"'/demos.log 2>&1 && mv '"$root"'/demos/tmp_t$0_s$1 '"$root"'/demos/t$0_s$1' || true
+    timeout "$seconds" bash scripts/demo_batches.sh "$root" "$per_batch" "$seed" "$W" "$@" || true
     pkill -f 'teaching_model demos' || true; sleep 2  # timeout stops xargs, not the batches it started
     rm -rf "$root"/demos/tmp_*
     python3 - "$root"/demos/t*/task_*.json <<'EOF'

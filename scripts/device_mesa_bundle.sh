@@ -8,9 +8,10 @@
 #   .devmesa0/mesa.part00   first 40 MB of the archive
 #   .devmesa1/mesa.part01   the rest
 #   .devmesa2/mesa.sh       sourced after .devsim2/dev.sh: unpacks /tmp/mesa once, points glvnd at Mesa
-# Device calls (each within 30 s of the last): carry .devmesa0: `mkdir -p /tmp/stash && cp .devmesa0/* /tmp/stash/`;
-# carry .devsim1 and .devmesa1: `cp .devsim1/devpart.aa .devmesa1/mesa.part01 /tmp/stash/`; then carry .devsim2,
-# .devsim3, .gl, .devdata and .devmesa2: `source .devsim2/dev.sh; source .devsim3/dev.sh; source .devmesa2/mesa.sh; ...`
+# Device calls (each within 30 s of the last; a part goes alone, since the checkout itself is about 25 MB and
+# .devsim1 with a Mesa part would pass 64 MiB): carry .devmesa0: `mkdir -p /tmp/stash && cp .devmesa0/* /tmp/stash/`;
+# carry .devmesa1: `cp .devmesa1/* /tmp/stash/`; carry .devsim1: `cp .devsim1/devpart.aa /tmp/stash/`; then carry
+# .devsim2, .devsim3, .gl, .devdata and .devmesa2: `source .devsim2/dev.sh; source .devsim3/dev.sh; source .devmesa2/mesa.sh; ...`
 # Check it there first: `python3 scripts/render_probe.py compare FILE` against a file this machine saved with
 # `python scripts/render_probe.py save FILE` (0.000 grey levels apart means the same renderer).
 set -euo pipefail
