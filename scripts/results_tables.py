@@ -568,6 +568,7 @@ MAKERS = {
     "v2_round10_by_layout.md": validation_by_layout,
     "v2_round10.md": lambda: validation_table(R / "v2" / "round10"),
     "v2_round11.md": lambda: validation_table(R / "v2" / "round11"),
+    "v2_round12.md": lambda: validation_table(R / "v2" / "round12"),
     "grasp_tolerance.md": grasp_tolerance_table,
     "grasp_window.md": grasp_window_table,
     "speed_ab.md": speed_ab_table,

@@ -257,7 +257,8 @@ def sweep(
     out: Path = typer.Option(..., "--out", help="sweep directory (resumable)"),
     suite: str = typer.Option("libero_object"),
     task: int = typer.Option(0, help="the task to sweep (see --tasks for several)"),
-    tasks: Optional[str] = typer.Option(None, help="several tasks: 'all', a range like 0-9 or a list like 0,2,7; "
+    tasks: Optional[str] = typer.Option(None, help="several tasks: 'all', a range like 0-9 or a list like 0,2,7 "
+                                                   "(run in increasing order, whatever order is given); "
                                                    "each goes to OUT/task-T, then a per-task table and the suite "
                                                    "average go to OUT/suite.json"),
     episodes: int = typer.Option(50, help="seeds 0..episodes-1 (per task)"),
