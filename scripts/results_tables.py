@@ -370,6 +370,26 @@ def suite_table(directory: Path = R / "suite") -> str:
     return "\n".join(lines) + "\n"
 
 
+def candidate_suite(candidate: Path, shipped: Path = R / "suite") -> str:
+    """A candidate's finished official-state run beside the shipped model's, task by task, with the difference."""
+    runs = [json.loads((d / "suite.json").read_text()) for d in (shipped, candidate)]
+    for d, s in zip((shipped, candidate), runs):
+        if not s["whole_suite"]:
+            raise ValueError(f"{d}: the run covers {s['episodes']} of 500 episodes; a table comes from a finished run only")
+    by_task = [{t["task"]: t for t in s["tasks"]} for s in runs]
+    lines = ["| task | v2 (shipped) | candidate | difference |", "|---|---:|---:|---:|"]
+    for task in sorted(by_task[0]):
+        old, new = by_task[0][task], by_task[1][task]
+        lines.append(f"| {task} | {old['successes']}/{old['episodes']} | {new['successes']}/{new['episodes']} "
+                     f"| {new['successes'] - old['successes']:+d} |")
+    old, new = runs
+    se = 100 * (old["standard_error"] ** 2 + new["standard_error"] ** 2) ** 0.5
+    lines.append(f"| **suite** | **{old['successes']}/500** ({100 * old['success_rate']:.1f} % +- "
+                 f"{100 * old['standard_error']:.1f}) | **{new['successes']}/500** ({100 * new['success_rate']:.1f} % +- "
+                 f"{100 * new['standard_error']:.1f}) | {new['successes'] - old['successes']:+d} (+- {se:.1f} points) |")
+    return "\n".join(lines) + "\n"
+
+
 def suite_failures(directory: Path = R / "suite", tail: int = 40) -> str:
     """How each task's failed episodes end: over their last ``tail`` steps, still or moving, gripper open or closed."""
     import sys
@@ -569,6 +589,7 @@ MAKERS = {
     "v2_round10.md": lambda: validation_table(R / "v2" / "round10"),
     "v2_round11.md": lambda: validation_table(R / "v2" / "round11"),
     "v2_round12.md": lambda: validation_table(R / "v2" / "round12"),
+    "v2_round12_suite.md": lambda: candidate_suite(R / "v2" / "round12" / "suite-seed3"),
     "grasp_tolerance.md": grasp_tolerance_table,
     "grasp_window.md": grasp_window_table,
     "speed_ab.md": speed_ab_table,
