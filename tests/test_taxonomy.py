@@ -54,6 +54,16 @@ def test_the_generated_tables_are_current(name, monkeypatch, script):
     assert make() == committed, f"run `python scripts/results_tables.py {name}`"
 
 
+def test_a_candidate_suite_table_comes_from_a_finished_run_only(tmp_path, monkeypatch, script):
+    """The candidate-beside-v2 table refuses a run that does not cover the whole protocol, and says why."""
+    monkeypatch.chdir(REPO)
+    s = json.loads((REPO / "docs" / "results" / "v2" / "round12" / "suite-seed3" / "suite.json").read_text())
+    s.update(whole_suite=False, episodes=100, tasks=s["tasks"][:2])
+    (tmp_path / "suite.json").write_text(json.dumps(s))
+    with pytest.raises(ValueError, match="100 of 500 episodes"):
+        script("results_tables").candidate_suite(tmp_path)
+
+
 def test_the_validation_table_counts_episodes_and_names_a_candidate_without_any(tmp_path, script):
     module = script("results_tables")
     rows = [{"model": "a", "task": t, "k": k, "success": k < t + 1} for t in (0, 1) for k in range(4)]
