@@ -384,8 +384,8 @@ def candidate_suite(candidate: Path, shipped: Path = R / "suite") -> str:
                      f"| {new['successes'] - old['successes']:+d} |")
     old, new = runs
     se = 100 * (old["standard_error"] ** 2 + new["standard_error"] ** 2) ** 0.5
-    lines.append(f"| **suite** | **{old['successes']}/500** ({100 * old['success_rate']:.1f} % +- "
-                 f"{100 * old['standard_error']:.1f}) | **{new['successes']}/500** ({100 * new['success_rate']:.1f} % +- "
+    lines.append(f"| **suite** | **{old['successes']}/{old['episodes']}** ({100 * old['success_rate']:.1f} % +- "
+                 f"{100 * old['standard_error']:.1f}) | **{new['successes']}/{new['episodes']}** ({100 * new['success_rate']:.1f} % +- "
                  f"{100 * new['standard_error']:.1f}) | {new['successes'] - old['successes']:+d} (+- {se:.1f} points) |")
     return "\n".join(lines) + "\n"
 
