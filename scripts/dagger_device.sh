@@ -33,7 +33,7 @@ case "$stage" in
     timeout "$seconds" bash scripts/demo_batches.sh "$root" "$per_batch" "$seed" "$W" "$@" || true
     pkill -f 'teaching_model demos' || true; sleep 2  # timeout stops xargs, not the batches it started
     rm -rf "$root"/demos/tmp_*
-    python3 - "$root"/demos/t*/task_*.json <<'EOF'
+    python3 - "$root"/demos/t[0-9]*/task_*.json <<'EOF'
 import json, sys
 rows = [json.load(open(path))["summary"] for path in sys.argv[1:]]  # the batches that finished and were kept
 for t in sorted({r["task_id"] for r in rows}):
@@ -46,7 +46,7 @@ EOF
     model=${MODEL:-$(cat "$root/model")}
     echo "$model" > "$root/model"
     dagger="$( (ls -d "$root"/data* 2>/dev/null || true) | paste -sd' ') ${EXTRA_DATA:-}"
-    demos="$( (ls -d "$root"/demos/t* 2>/dev/null || true) | paste -sd' ')"
+    demos="$( (ls -d "$root"/demos/t[0-9]* 2>/dev/null || true) | paste -sd' ')"
     pids=()
     mkdir -p "$root/run"
     # One candidate's spec STEPS:LR[:SEED[:SET[:FROM]]] -> steps lr seed set from, its name and its data.
