@@ -5,7 +5,8 @@ objects), so a grasp it aims from pixels is off by some millimetres. This
 script measures what such an error costs per object: the expert
 (:class:`vla_ch2.factory.expert.ScriptedExpert`) closes ``r`` metres sideways
 from its usual grasp point, in evenly spaced directions, or ``h`` metres above
-it (``--heights``: it closes that much higher), and may not try again
+it (``--heights``: it closes that much higher, or lower for a negative
+height), and may not try again
 (``max_attempts=0``). Success then means the misaimed grasp still held.
 ``--early`` instead makes it close that much earlier on its way down, aimed
 right, and go on down while the fingers close (``early_close``): what the
@@ -76,6 +77,9 @@ def _worker(jobs, results, suite: str) -> None:
             results.put({"task": task_id, "radius": radius, "height": height, "early": early, "k": k,
                          "angle_deg": angle_deg, "layout_seed": layout_seed,
                          "success": bool(done), "steps": steps, "object": target,
+                         # where the hand was, from the object's origin (metres), when it began to close
+                         "close_hand_minus_object": None if expert._grasp is None
+                         else [round(float(v), 4) for v in expert._grasp[0] - expert._grasp[1]],
                          # the usual aim these errors are counted from (it has moved: GRASP_XY)
                          "grasp_xy": list(GRASP_XY.get(target.rsplit("_", 1)[0], (0.0, 0.0)))})
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which stops with the message
@@ -93,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--suite", default="libero_object")
     parser.add_argument("--tasks", default="all")
     parser.add_argument("--radii", type=float, nargs="+", default=[0.005, 0.01, 0.02], help="aim errors, metres")
-    parser.add_argument("--heights", type=float, nargs="+", default=[0.0], help="closing this much higher, metres")
+    parser.add_argument("--heights", type=float, nargs="+", default=[0.0],
+                        help="closing this much higher, metres (negative: lower, down to -0.02)")
     parser.add_argument("--early", type=float, nargs="+", default=[0.0],
                         help="closing this much earlier on the way down, then going on down, metres")
     parser.add_argument("--directions", type=int, default=6, help="evenly spaced directions (one layout each)")
@@ -103,9 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    if args.directions < 1 or args.layouts < 1 or any(not 0 <= r < 0.1 for r in args.radii + args.heights + args.early):
-        parser.error("--directions and --layouts must be at least 1 and every --radii, --heights and --early value "
+    if args.directions < 1 or args.layouts < 1 or any(not 0 <= r < 0.1 for r in args.radii + args.early):
+        parser.error("--directions and --layouts must be at least 1 and every --radii and --early value "
                      "in [0, 0.1) metres")
+    if any(not -0.02 <= h < 0.1 for h in args.heights):
+        parser.error("every --heights value must be in [-0.02, 0.1) metres (below 0 the expert closes lower than "
+                     "its usual height; more than 2 cm lower drives the fingers into the table)")
     tasks = parse_tasks(args.tasks, N_TASKS[args.suite])
     rows = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.is_file() else []
     done = {(r["task"], r["radius"], r["height"], r["early"], r["k"], r["angle_deg"]) for r in rows}

@@ -501,8 +501,29 @@ def grasp_tolerance_table(path: Path = R / "v2" / "grasp_tolerance.jsonl") -> st
             mine = [r for r in rows if r["task"] == t and (r["radius"], r["height"], r["early"]) == aim]
             cells.append(f"{sum(r['success'] for r in mine)}/{len(mine)}")
         radius, height, early = aim
-        label = (f"{100 * early:.1f} cm early, going on down" if early else f"{100 * height:.1f} cm higher" if height
-                 else f"{100 * radius:.1f} cm aside" if radius else "on target")
+        label = (f"{100 * early:.1f} cm early, going on down" if early else f"{100 * height:.1f} cm higher" if height > 0
+                 else f"{-100 * height:.1f} cm lower" if height < 0 else f"{100 * radius:.1f} cm aside" if radius
+                 else "on target")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def grasp_heights_table(path: Path = R / "v2" / "round13" / "grasp_heights.jsonl") -> str:
+    """The expert closing lower or higher than usual, aimed right: successes and the heights it really closed at."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    tasks = sorted({r["task"] for r in rows})
+    names = {r["task"]: r["object"].rsplit("_", 1)[0].replace("_", " ") for r in rows}
+    lines = ["| closing | " + " | ".join(f"{t}: {names[t]}" for t in tasks) + " |", "|---|" + "---:|" * len(tasks)]
+    for height in sorted({r["height"] for r in rows}):
+        label = (f"{100 * height:.1f} cm higher" if height > 0 else f"{-100 * height:.1f} cm lower" if height < 0
+                 else "at its usual height")
+        cells = []
+        for t in tasks:
+            mine = [r for r in rows if r["task"] == t and r["height"] == height]
+            # closing height: the hand's height over the object's origin when the fingers began to close
+            z = [100 * r["close_hand_minus_object"][2] for r in mine if r.get("close_hand_minus_object")]
+            spread = f" (closed {min(z):.1f} to {max(z):.1f} cm up)" if z else ""
+            cells.append(f"{sum(r['success'] for r in mine)}/{len(mine)}{spread}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -590,6 +611,8 @@ MAKERS = {
     "v2_round11.md": lambda: validation_table(R / "v2" / "round11"),
     "v2_round12.md": lambda: validation_table(R / "v2" / "round12"),
     "v2_round12_suite.md": lambda: candidate_suite(R / "v2" / "round12" / "suite-seed3"),
+    "v2_round13.md": lambda: validation_table(R / "v2" / "round13"),
+    "v2_round13_heights.md": grasp_heights_table,
     "grasp_tolerance.md": grasp_tolerance_table,
     "grasp_window.md": grasp_window_table,
     "speed_ab.md": speed_ab_table,

@@ -44,7 +44,8 @@ def test_the_grading_fixtures_are_the_committed_drills(tmp_path, monkeypatch, sc
 
 @pytest.mark.parametrize("name", ["taxonomy.md", "drill_fixtures.md", "agreement.md", "image_path.md", "v2_round2.md",
                                   "v2_round3.md", "v2_round4.md", "v2_round5.md", "v2_round6.md", "v2_round7.md", "v2_round8.md",
-                                  "v2_round9.md", "v2_round10_by_layout.md", "v2_round10.md", "v2_round11.md", "v2_round12.md", "v2_round12_suite.md",
+                                  "v2_round9.md", "v2_round10_by_layout.md", "v2_round10.md", "v2_round11.md", "v2_round12.md", "v2_round12_suite.md", "v2_round13.md",
+                                  "v2_round13_heights.md",
                                   "grasp_tolerance.md",
                                   "grasp_window.md"])
 def test_the_generated_tables_are_current(name, monkeypatch, script):
@@ -52,6 +53,21 @@ def test_the_generated_tables_are_current(name, monkeypatch, script):
     make = script("results_tables").MAKERS[name]
     committed = (REPO / "docs" / "results" / "_generated" / name).read_text(encoding="utf-8")
     assert make() == committed, f"run `python scripts/results_tables.py {name}`"
+
+
+def test_the_closing_height_table_says_lower_or_higher_and_where_the_hand_closed(tmp_path, script):
+    """Negative heights read "lower"; each cell gives the heights the hand really closed at, an unclosed try none."""
+    def row(height, success, close):
+        return json.dumps({"task": 1, "object": "cream_cheese_1", "height": height, "success": success,
+                           "close_hand_minus_object": close})
+    path = tmp_path / "heights.jsonl"
+    path.write_text("\n".join([row(-0.006, True, [0.0, 0.0, 0.004]), row(-0.006, False, [0.0, 0.0, 0.006]),
+                               row(0.0, True, [0.0, 0.0, 0.011]), row(0.003, False, None)]) + "\n")
+    table = script("results_tables").grasp_heights_table(path)
+    assert "| 0.6 cm lower | 1/2 (closed 0.4 to 0.6 cm up) |" in table
+    assert "| at its usual height | 1/1 (closed 1.1 to 1.1 cm up) |" in table
+    assert "| 0.3 cm higher | 0/1 |" in table
+    assert table.index("lower") < table.index("usual") < table.index("higher")
 
 
 def test_a_candidate_suite_table_comes_from_a_finished_run_only(tmp_path, monkeypatch, script):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -113,8 +114,9 @@ def test_recovery_collection_keeps_only_frames_after_the_noticed_miss(monkeypatc
             pass
 
     class FakeExpert:
-        def __init__(self, target, miss=None, notice=0.08):
+        def __init__(self, target, config=None, miss=None, notice=0.08):
             assert miss is not None  # recovery mode always aims off
+            assert config.grasp_xy["alphabet_soup"] == (0.03, 0.0)  # the collection's own aim reaches the expert
             self.attempts, self.calls = 0, 0
 
         def act(self, obs):
@@ -125,8 +127,11 @@ def test_recovery_collection_keeps_only_frames_after_the_noticed_miss(monkeypatc
     monkeypatch.setattr(demos, "LiberoTask", FakeTask)
     monkeypatch.setattr(demos, "ScriptedExpert", FakeExpert)
     monkeypatch.setattr(demos, "quiet_robosuite", lambda: None)
-    cfg = demos.DemoConfig(per_task=1, image_size=8, noisy_fraction=0.0, recovery=True)
+    cfg = demos.DemoConfig(per_task=1, image_size=8, noisy_fraction=0.0, recovery=True,
+                           grasp_xy={"alphabet_soup": (0.03, 0.0)})
     summary = demos.collect_task(0, cfg, tmp_path)
+    record = json.loads((tmp_path / "task_0.json").read_text())
+    assert record["expert_grasp_xy"]["alphabet_soup"] == [0.03, 0.0] and record["config"]["grasp_xy"]
     kept = demos.load_task_demos(tmp_path / "task_0.npz")
     assert summary["kept"] == 1
     assert len(kept["actions"]) == 12 - 5 and (kept["actions"][:, 6] < 0).all()  # nothing from before the miss
@@ -185,6 +190,51 @@ def test_demos_rejects_a_bad_early_close_before_any_simulator_starts(args, messa
     with pytest.raises(SystemExit) as stop:
         main(["demos", *args, "--out", "unused"])
     assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--grasp-xy", "cream_cheese", "-1", "0"], "--grasp-xy cream_cheese -1 0: an aim more than 0.05 m"),
+    (["--grasp-xy", "cream_cheese", "nan", "0"], "--grasp-xy cream_cheese nan 0: an aim more than 0.05 m"),
+    (["--grasp-xy", "cream_cheese", "1cm", "0"], "--grasp-xy cream_cheese 1cm 0: X and Y are metres"),
+    (["--grasp-xy", "cream_cheese_1", "-0.01", "0"], "not cream_cheese_1"),
+    (["--grasp-xy", "cream_cheese", "-0.01", "0", "--grasp-xy", "cream_cheese", "0", "0"], "name each object once"),
+    (["--grasp-dz", "butter", "0.6"], "--grasp-dz butter 0.6: more than 0.02 m"),
+    (["--grasp-dz", "butter", "inf"], "--grasp-dz butter inf: more than 0.02 m"),
+    (["--grasp-dz", "butter", "low"], "--grasp-dz butter low: DZ is metres"),
+    (["--grasp-dz", "butter_1", "0"], "not cream_cheese_1"),
+])
+def test_demos_rejects_a_bad_aim_before_any_simulator_starts(args, message, capsys, tmp_path):
+    from vla_ch2.factory.teaching_model import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["demos", *args, "--out", str(tmp_path / "demos")])
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "demos").exists()  # refused before anything was written
+
+
+def test_an_aim_given_for_a_collection_moves_the_expert_and_is_recorded(monkeypatch, tmp_path):
+    """``demos --grasp-xy`` replaces GRASP_XY for that object only, and the collection's record says so."""
+    from vla_ch2.factory import demos
+    from vla_ch2.factory.expert import GRASP_DZ, GRASP_XY, ExpertConfig, ScriptedExpert
+    from vla_ch2.factory.teaching_model import main
+
+    seen = []
+    monkeypatch.setattr(demos, "collect_task", lambda task_id, cfg, out: seen.append(cfg) or {"task_id": task_id})
+    main(["demos", "--tasks", "1", "--grasp-xy", "cream_cheese", "-0.01", "0", "--grasp-dz", "butter", "-0.006",
+          "--out", str(tmp_path)])
+    aims = demos.expert_aims(seen[0])
+    assert aims["cream_cheese"] == (-0.01, 0.0) and aims["tomato_sauce"] == GRASP_XY["tomato_sauce"]
+    assert demos.expert_aims(demos.DemoConfig()) == GRASP_XY  # no option: the expert as committed
+    config = demos.expert_config(seen[0])
+    assert config.grasp_dz["butter"] == -0.006 and config.grasp_dz == {**GRASP_DZ, "butter": -0.006}
+    assert demos.expert_config(demos.DemoConfig()).grasp_dz == GRASP_DZ and GRASP_DZ.get("butter") is None  # untouched
+
+    obj = np.array([0.1, -0.1, 0.02])
+    moved = ScriptedExpert("alphabet_soup_1", config=ExpertConfig(grasp_xy={"alphabet_soup": (0.02, -0.01)}))
+    plain = ScriptedExpert("alphabet_soup_1")
+    assert np.allclose(moved._grasp_goal(obj)[:2] - plain._grasp_goal(obj)[:2], [0.02, -0.01])
+    lower = ScriptedExpert("alphabet_soup_1", config=demos.expert_config(demos.DemoConfig(grasp_dz={"alphabet_soup": -0.006})))
+    assert np.allclose(lower._grasp_goal(obj) - plain._grasp_goal(obj), [0.0, 0.0, -0.006])
 
 
 def _tiny_demos(directory):
@@ -303,7 +353,8 @@ def _refused_before_any_simulator(script, name: str, argv: list[str], named: str
     assert not (tmp_path / "out.jsonl").exists()
 
 
-@pytest.mark.parametrize("argv, named", [(["--radii", "0.2"], "--radii"), (["--heights", "-0.01"], "--heights"),
+@pytest.mark.parametrize("argv, named", [(["--radii", "0.2"], "--radii"), (["--heights", "-0.03"], "more than 2 cm lower"),
+                                         (["--heights", "0.2"], "--heights value"), (["--early", "-0.01"], "--early"),
                                          (["--directions", "0"], "--directions"), (["--layouts", "0"], "--layouts")])
 def test_grasp_tolerance_refuses_a_bad_aim_error_or_direction_count_before_any_simulator_starts(argv, named, capsys,
                                                                                                 tmp_path, script):

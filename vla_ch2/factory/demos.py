@@ -26,7 +26,7 @@ from PIL import Image
 
 from vla_ch2 import conventions as C
 from vla_ch2.env import LiberoTask, quiet_robosuite
-from vla_ch2.factory.expert import ScriptedExpert
+from vla_ch2.factory.expert import GRASP_XY, ExpertConfig, ScriptedExpert
 
 #: Layout seeds for demonstrations start here, far from anything evaluation uses.
 LAYOUT_SEED_BASE = 100_000
@@ -62,6 +62,24 @@ class DemoConfig:
     #: The part of the policy's image the model sees (left, top, right, bottom, fractions of the centre-cropped
     #: 224 image the loop hands it): the processor's ``view_box``; ``None`` is the whole image.
     view_box: tuple | None = None
+    #: Aims that replace the expert's ``GRASP_XY`` for some objects, ``{"cream_cheese": (-0.01, 0.0)}``
+    #: (metres along world x and y from the object's origin): v2's demonstrations aimed the cream cheese at -1 cm.
+    grasp_xy: dict | None = None
+    #: Closing heights that replace the expert's ``GRASP_DZ`` for some objects, ``{"cream_cheese": -0.006}``
+    #: (metres from its usual height; negative closes lower).
+    grasp_dz: dict | None = None
+
+
+def expert_aims(cfg: DemoConfig) -> dict:
+    """The expert's horizontal aim per object for a collection: ``GRASP_XY`` with ``cfg.grasp_xy`` on top."""
+    return {**GRASP_XY, **{name: tuple(float(v) for v in xy) for name, xy in (cfg.grasp_xy or {}).items()}}
+
+
+def expert_config(cfg: DemoConfig) -> ExpertConfig:
+    """The expert of a collection: its aims (:func:`expert_aims`) and ``GRASP_DZ`` with ``cfg.grasp_dz`` on top."""
+    config = ExpertConfig(grasp_xy=expert_aims(cfg))
+    config.grasp_dz.update({name: float(dz) for name, dz in (cfg.grasp_dz or {}).items()})
+    return config
 
 
 def is_noop(action: np.ndarray, previous: np.ndarray | None) -> bool:
@@ -125,6 +143,7 @@ def collect_task(task_id: int, cfg: DemoConfig, out_dir: Path, progress=None) ->
     frames, actions, episodes = [], [], []
     tries, kept, noops, start = 0, 0, 0, time.time()
     outcomes = {"clean": [0, 0], "noisy": [0, 0]}  # [tries, successes]
+    expert_cfg = expert_config(cfg)
     try:
         for k in range(cfg.per_task):
             tries += 1
@@ -134,12 +153,13 @@ def collect_task(task_id: int, cfg: DemoConfig, out_dir: Path, progress=None) ->
             if cfg.recovery:
                 angle, radius = rng.uniform(0, 2 * np.pi), rng.uniform(*cfg.miss_xy)
                 miss = (radius * np.cos(angle), radius * np.sin(angle), rng.uniform(*cfg.miss_z))
-                expert = ScriptedExpert(target, miss=miss, notice=rng.uniform(*cfg.notice))
+                expert = ScriptedExpert(target, config=expert_cfg, miss=miss,
+                                        notice=rng.uniform(*cfg.notice))
             else:
                 # No draw at all when the share is 0: earlier collections keep their random streams.
                 early_try = cfg.early_close_fraction > 0 and rng.random() < cfg.early_close_fraction
                 early = rng.uniform(*cfg.early_close) if early_try else 0.0
-                expert = ScriptedExpert(target, early_close=early)
+                expert = ScriptedExpert(target, config=expert_cfg, early_close=early)
             noisy = rng.random() < cfg.noisy_fraction
             demo_frames, demo_actions, previous, done = [], [], None, False
             for step in range(cfg.max_steps):
@@ -177,7 +197,8 @@ def collect_task(task_id: int, cfg: DemoConfig, out_dir: Path, progress=None) ->
         "expert_noisy": {"tries": outcomes["noisy"][0], "successes": outcomes["noisy"][1]}, "seconds": round(time.time() - start, 1),
     }
     with open(out_dir / f"task_{task_id}.json", "w", encoding="utf-8") as handle:
-        json.dump({"summary": summary, "config": asdict(cfg)}, handle, indent=2)
+        json.dump({"summary": summary, "config": asdict(cfg), "expert_grasp_xy": expert_cfg.grasp_xy,
+                   "expert_grasp_dz": expert_cfg.grasp_dz}, handle, indent=2)
     return summary
 
 

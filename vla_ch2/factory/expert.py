@@ -24,6 +24,14 @@ OPEN, CLOSE = -1.0, 1.0
 #: cheese, 0.5 cm from where grasps start to fail, and at the middle of the jar.
 GRASP_XY = {"cream_cheese": (-0.025, 0.0), "tomato_sauce": (-0.0075, 0.0)}
 
+#: The farthest an aim may be from an object's origin (metres, along x or y): every graspable range
+#: measured ends within 4 cm of it (the tables of ``scripts/grasp_tolerance.py``), so an aim beyond is a mistake.
+MAX_AIM_OFFSET = 0.05
+
+#: The most (metres) a collection may move the expert's closing height from ``GRASP_DZ``: closing 0.9 cm lower
+#: still grasps the flat boxes (docs/results/v2/round13/grasp_heights.jsonl), 0.5 cm higher loses them.
+MAX_CLOSE_SHIFT = 0.02
+
 #: Height above the object's frame origin at which the fingers close, per
 #: object (metres). Measured per object with ``scripts/tune_expert.py``.
 GRASP_DZ = {
@@ -60,6 +68,8 @@ class ExpertConfig:
     close_height: float = 0.012
     max_attempts: int = 2
     grasp_dz: dict = field(default_factory=lambda: dict(GRASP_DZ))
+    #: Horizontal aim per object (``GRASP_XY``; an object not named is aimed at its origin).
+    grasp_xy: dict = field(default_factory=lambda: dict(GRASP_XY))
 
 
 class ScriptedExpert:
@@ -97,7 +107,7 @@ class ScriptedExpert:
         self.counter = 0
         self._home = None
         self._rotation_error = np.zeros(3)
-        self._offset = np.array(GRASP_XY.get(target.rsplit("_", 1)[0], (0.0, 0.0)))
+        self._offset = np.array(self.config.grasp_xy.get(target.rsplit("_", 1)[0], (0.0, 0.0)), dtype=np.float64)
         self._grasp = None
         self.attempts = 0
         self._miss = np.zeros(3) if miss is None else np.asarray(miss, dtype=np.float64)

@@ -710,6 +710,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="how much earlier (metres above the usual closing height) those tries close")
     p.add_argument("--view-box", type=float, nargs=4, default=None, metavar=("LEFT", "TOP", "RIGHT", "BOTTOM"),
                    help="store the part of the policy's 224 image the model will see (fractions; default: all of it)")
+    p.add_argument("--grasp-xy", nargs=3, action="append", default=[], metavar=("OBJECT", "X", "Y"),
+                   help="aim the expert at OBJECT X Y metres from its origin (world frame) instead of its GRASP_XY, "
+                        "e.g. --grasp-xy cream_cheese -0.01 0 (v2's aim); repeat for more objects")
+    p.add_argument("--grasp-dz", nargs=2, action="append", default=[], metavar=("OBJECT", "DZ"),
+                   help="close DZ metres above (negative: below) the expert's usual closing height for OBJECT, "
+                        "e.g. --grasp-dz cream_cheese -0.006; repeat for more objects")
     p = sub.add_parser("thin", help="copy demonstrations keeping an evenly spaced fraction of their frames")
     p.add_argument("--data", type=Path, default=Path("data/demos"))
     p.add_argument("--fraction", type=float, required=True)
@@ -749,6 +755,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "demos":
         from vla_ch2.factory.demos import DemoConfig, collect_task
+        from vla_ch2.factory.expert import MAX_AIM_OFFSET, MAX_CLOSE_SHIFT
 
         for flag, (low, high) in (("--miss-xy", args.miss_xy), ("--miss-z", args.miss_z),
                                   ("--early-close", args.early_close)):
@@ -762,12 +769,39 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error(f"--view-box {left} {top} {right} {bottom}: give LEFT TOP RIGHT BOTTOM as fractions "
                              "of the image with 0 <= LEFT < RIGHT <= 1 and 0 <= TOP < BOTTOM <= 1")
 
+        grasp_xy = {}
+        for name, x, y in args.grasp_xy:
+            try:
+                aim = (float(x), float(y))
+            except ValueError:
+                parser.error(f"--grasp-xy {name} {x} {y}: X and Y are metres, e.g. --grasp-xy cream_cheese -0.01 0")
+            if not name.replace("_", "").isalpha() or name in grasp_xy:
+                parser.error(f"--grasp-xy {name} {x} {y}: name each object once, as in the scene without its "
+                             "number (cream_cheese, not cream_cheese_1)")
+            if not all(abs(v) <= MAX_AIM_OFFSET for v in aim):  # a NaN fails too
+                parser.error(f"--grasp-xy {name} {x} {y}: an aim more than {MAX_AIM_OFFSET} m from the object's "
+                             "origin misses it; give metres, not centimetres")
+            grasp_xy[name] = aim
+        grasp_dz = {}
+        for name, dz in args.grasp_dz:
+            try:
+                height = float(dz)
+            except ValueError:
+                parser.error(f"--grasp-dz {name} {dz}: DZ is metres, e.g. --grasp-dz cream_cheese -0.006")
+            if not name.replace("_", "").isalpha() or name in grasp_dz:
+                parser.error(f"--grasp-dz {name} {dz}: name each object once, as in the scene without its "
+                             "number (cream_cheese, not cream_cheese_1)")
+            if not abs(height) <= MAX_CLOSE_SHIFT:  # a NaN fails too
+                parser.error(f"--grasp-dz {name} {dz}: more than {MAX_CLOSE_SHIFT} m from the usual closing height "
+                             "closes in the table or over the object; give metres, not centimetres")
+            grasp_dz[name] = height
         args.out.mkdir(parents=True, exist_ok=True)
         cfg = DemoConfig(per_task=args.per_task, seed=args.seed, image_size=args.image_size,
                          jpeg_quality=args.jpeg_quality, noisy_fraction=args.noisy_fraction, keep_every=args.keep_every,
                          recovery=args.recovery, miss_xy=tuple(args.miss_xy), miss_z=tuple(args.miss_z),
                          early_close_fraction=args.early_close_fraction, early_close=tuple(args.early_close),
-                         view_box=None if args.view_box is None else tuple(args.view_box))
+                         view_box=None if args.view_box is None else tuple(args.view_box), grasp_xy=grasp_xy or None,
+                         grasp_dz=grasp_dz or None)
         for task_id in args.tasks:
             print(json.dumps(collect_task(task_id, cfg, args.out)), flush=True)
     elif args.command == "thin":
