@@ -19,8 +19,12 @@ expert teaches a learner that closes too high to do.
     python scripts/grasp_tolerance.py --radii 0 --early 0.01 0.02 0.03 --directions 4 --workers 2 \\
         --out docs/results/v2/grasp_tolerance.jsonl
 
-Errors are counted from the expert's usual aim at the time (each row's
-``grasp_xy``, from :data:`vla_ch2.factory.expert.GRASP_XY`). Evenly spaced
+Errors are counted from the expert's usual aim and closing height at the
+time (each row's ``grasp_xy`` and ``grasp_dz``, from
+:data:`vla_ch2.factory.expert.GRASP_XY` and ``GRASP_DZ``; rows written
+before round 13 moved the flat boxes' ``GRASP_DZ``, round 13's own
+``grasp_heights.jsonl`` included, have no ``grasp_dz``: it was 0 for every
+object then but the salad dressing, -1 cm). Evenly spaced
 directions put each on a layout of its own, so a hard layout can pass for a
 bad direction; ``--angles 0 180 --layouts 3`` instead tries each direction
 on the same three layouts (where along world x the grasp still holds):
@@ -81,7 +85,9 @@ def _worker(jobs, results, suite: str) -> None:
                          "close_hand_minus_object": None if expert._grasp is None
                          else [round(float(v), 4) for v in expert._grasp[0] - expert._grasp[1]],
                          # the usual aim these errors are counted from (it has moved: GRASP_XY)
-                         "grasp_xy": list(GRASP_XY.get(target.rsplit("_", 1)[0], (0.0, 0.0)))})
+                         "grasp_xy": list(GRASP_XY.get(target.rsplit("_", 1)[0], (0.0, 0.0))),
+                         # and the usual closing height they are counted from (GRASP_DZ; it has moved too)
+                         "grasp_dz": expert._dz()})
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which stops with the message
         results.put({"error": f"{type(exc).__name__}: {exc}"})
     finally:

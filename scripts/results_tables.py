@@ -469,7 +469,9 @@ def validation_table(directory: Path = R / "v2" / "round2") -> str:
             raise ValueError(f"{directory / 'candidates.json'}: no validation episodes of {c['model']}")
         n, s = len(mine), sum(r["success"] for r in mine)
         se = 100 * ((s / n) * (1 - s / n) / n) ** 0.5
-        cells = [f"{sum(r['success'] for r in mine if r['task'] == t)}/{sum(r['task'] == t for r in mine)}" for t in tasks]
+        # a task the candidate was not run on reads "-" (its total counts only the episodes it ran)
+        cells = [f"{sum(r['success'] for r in mine if r['task'] == t)}/{n_t}" if (n_t := sum(r['task'] == t for r in mine))
+                 else "-" for t in tasks]
         lines.append(f"| {c['name']} | {c['data']} | {c['training']} | " + " | ".join(cells)
                      + f" | **{s}/{n}** ({100 * s / n:.1f} % +- {se:.1f}) |")
     return "\n".join(lines) + "\n"
@@ -613,6 +615,7 @@ MAKERS = {
     "v2_round12_suite.md": lambda: candidate_suite(R / "v2" / "round12" / "suite-seed3"),
     "v2_round13.md": lambda: validation_table(R / "v2" / "round13"),
     "v2_round13_heights.md": grasp_heights_table,
+    "v2_round13_cpu.md": lambda: validation_table(R / "v2" / "round13" / "cpu"),
     "grasp_tolerance.md": grasp_tolerance_table,
     "grasp_window.md": grasp_window_table,
     "speed_ab.md": speed_ab_table,

@@ -45,7 +45,7 @@ def test_the_grading_fixtures_are_the_committed_drills(tmp_path, monkeypatch, sc
 @pytest.mark.parametrize("name", ["taxonomy.md", "drill_fixtures.md", "agreement.md", "image_path.md", "v2_round2.md",
                                   "v2_round3.md", "v2_round4.md", "v2_round5.md", "v2_round6.md", "v2_round7.md", "v2_round8.md",
                                   "v2_round9.md", "v2_round10_by_layout.md", "v2_round10.md", "v2_round11.md", "v2_round12.md", "v2_round12_suite.md", "v2_round13.md",
-                                  "v2_round13_heights.md",
+                                  "v2_round13_heights.md", "v2_round13_cpu.md",
                                   "grasp_tolerance.md",
                                   "grasp_window.md"])
 def test_the_generated_tables_are_current(name, monkeypatch, script):
@@ -68,6 +68,18 @@ def test_the_closing_height_table_says_lower_or_higher_and_where_the_hand_closed
     assert "| at its usual height | 1/1 (closed 1.1 to 1.1 cm up) |" in table
     assert "| 0.3 cm higher | 0/1 |" in table
     assert table.index("lower") < table.index("usual") < table.index("higher")
+
+
+def test_a_validation_table_marks_a_task_a_candidate_was_not_run_on(tmp_path, script):
+    """A candidate run on some tasks only reads "-" elsewhere, not 0/0, and its total counts what it ran."""
+    rows = [{"model": m, "task": t, "k": 0, "success": s} for m, t, s in
+            (("A", 1, True), ("A", 6, False), ("B", 1, True), ("B", 2, True), ("B", 6, True))]
+    (tmp_path / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "candidates.json").write_text(json.dumps([{"model": m, "name": m, "data": "d", "training": "t"}
+                                                          for m in "AB"]))
+    table = script("results_tables").validation_table(tmp_path)
+    assert "| A | d | t | 1/1 | - | 0/1 | **1/2** (50.0 % +- 35.4) |" in table
+    assert "| B | d | t | 1/1 | 1/1 | 1/1 | **3/3**" in table
 
 
 def test_a_candidate_suite_table_comes_from_a_finished_run_only(tmp_path, monkeypatch, script):

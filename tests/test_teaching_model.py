@@ -220,14 +220,14 @@ def test_an_aim_given_for_a_collection_moves_the_expert_and_is_recorded(monkeypa
 
     seen = []
     monkeypatch.setattr(demos, "collect_task", lambda task_id, cfg, out: seen.append(cfg) or {"task_id": task_id})
-    main(["demos", "--tasks", "1", "--grasp-xy", "cream_cheese", "-0.01", "0", "--grasp-dz", "butter", "-0.006",
+    main(["demos", "--tasks", "1", "--grasp-xy", "cream_cheese", "-0.01", "0", "--grasp-dz", "milk", "-0.006",
           "--out", str(tmp_path)])
     aims = demos.expert_aims(seen[0])
     assert aims["cream_cheese"] == (-0.01, 0.0) and aims["tomato_sauce"] == GRASP_XY["tomato_sauce"]
     assert demos.expert_aims(demos.DemoConfig()) == GRASP_XY  # no option: the expert as committed
     config = demos.expert_config(seen[0])
-    assert config.grasp_dz["butter"] == -0.006 and config.grasp_dz == {**GRASP_DZ, "butter": -0.006}
-    assert demos.expert_config(demos.DemoConfig()).grasp_dz == GRASP_DZ and GRASP_DZ.get("butter") is None  # untouched
+    assert config.grasp_dz["milk"] == -0.006 and config.grasp_dz == {**GRASP_DZ, "milk": -0.006}
+    assert demos.expert_config(demos.DemoConfig()).grasp_dz == GRASP_DZ and "milk" not in GRASP_DZ  # untouched
 
     obj = np.array([0.1, -0.1, 0.02])
     moved = ScriptedExpert("alphabet_soup_1", config=ExpertConfig(grasp_xy={"alphabet_soup": (0.02, -0.01)}))
