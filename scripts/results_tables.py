@@ -617,6 +617,7 @@ MAKERS = {
     "v2_round13_heights.md": grasp_heights_table,
     "v2_round13_cpu.md": lambda: validation_table(R / "v2" / "round13" / "cpu"),
     "v2_round14.md": lambda: validation_table(R / "v2" / "round14"),
+    "v2_round14_cpu.md": lambda: validation_table(R / "v2" / "round14" / "cpu"),
     "grasp_tolerance.md": grasp_tolerance_table,
     "grasp_window.md": grasp_window_table,
     "speed_ab.md": speed_ab_table,
