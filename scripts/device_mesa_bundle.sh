@@ -7,11 +7,11 @@
 # Writes three git-ignored folders, each small enough for one device call beside the checkout (64 MiB in all):
 #   .devmesa0/mesa.part00   first 40 MB of the archive
 #   .devmesa1/mesa.part01   the rest
-#   .devmesa2/mesa.sh       sourced after .devsim2/dev.sh: unpacks /tmp/mesa once, points glvnd at Mesa
-# Device calls (each within 30 s of the last; a part goes alone, since the checkout itself is about 25 MB and
-# .devsim1 with a Mesa part would pass 64 MiB): carry .devmesa0: `mkdir -p /tmp/stash && cp .devmesa0/* /tmp/stash/`;
-# carry .devmesa1: `cp .devmesa1/* /tmp/stash/`; carry .devsim1: `cp .devsim1/devpart.aa /tmp/stash/`; then carry
-# .devsim2, .devsim3, .gl, .devdata and .devmesa2: `source .devsim2/dev.sh; source .devsim3/dev.sh; source .devmesa2/mesa.sh; ...`
+#   .devmesa2/mesa.sh       sourced after the last .devsimK/dev.sh: unpacks /tmp/mesa once, points glvnd at Mesa
+# Device calls (each within 30 s of the last; a part goes alone beside the checkout): carry .devmesa0:
+# `mkdir -p /tmp/stash && cp .devmesa0/* /tmp/stash/`; carry .devmesa1: `cp .devmesa1/* /tmp/stash/`; then the
+# calls of scripts/device_sim_bundle.py, one per .devsimK, the last also carrying .gl, .devdata and .devmesa2:
+# `source .devsimN/dev.sh; source .devmesa2/mesa.sh; ...`
 # Check it there first: `python3 scripts/render_probe.py compare FILE` against a file this machine saved with
 # `python scripts/render_probe.py save FILE` (0.000 grey levels apart means the same renderer).
 set -euo pipefail
@@ -33,7 +33,7 @@ rm -f .devmesa0/mesa.part* .devmesa1/mesa.part*
 split -b 40000000 -d "$work/mesa.tar.xz" "$work/mesa.part"
 mv "$work/mesa.part00" .devmesa0/ && mv "$work/mesa.part01" .devmesa1/
 cat > .devmesa2/mesa.sh <<'EOF'
-# Sourced after .devsim2/dev.sh on the lent machine (scripts/device_mesa_bundle.sh): render through Mesa's llvmpipe,
+# Sourced after the last .devsimK/dev.sh on the lent machine (scripts/device_mesa_bundle.sh): render through Mesa's llvmpipe,
 # one thread per process, instead of NVIDIA's EGL.
 if [ ! -f /tmp/mesa/.ready ] && [ -f /tmp/stash/mesa.part00 ] && [ -f /tmp/stash/mesa.part01 ]; then
   mkdir -p /tmp/mesa && cat /tmp/stash/mesa.part00 /tmp/stash/mesa.part01 | xz -dc | tar xf - -C /tmp/mesa && touch /tmp/mesa/.ready

