@@ -619,6 +619,7 @@ MAKERS = {
     "v2_round14.md": lambda: validation_table(R / "v2" / "round14"),
     "v2_round14_cpu.md": lambda: validation_table(R / "v2" / "round14" / "cpu"),
     "v2_round14_suite.md": lambda: candidate_suite(R / "v2" / "round14" / "suite-finetuned"),
+    "v2_round15.md": lambda: validation_table(R / "v2" / "round15"),
     "grasp_tolerance.md": grasp_tolerance_table,
     "grasp_window.md": grasp_window_table,
     "speed_ab.md": speed_ab_table,

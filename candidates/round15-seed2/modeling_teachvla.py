@@ -1,0 +1,1 @@
+../../vla_ch2/checkpoints/teaching-vla-libero-object/modeling_teachvla.py

@@ -1,0 +1,1 @@
+../../vla_ch2/checkpoints/teaching-vla-libero-object/processing_teachvla.py
