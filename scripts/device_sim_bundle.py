@@ -7,7 +7,8 @@ project's own ``.venv``: the assets of the suite's scenes (which MuJoCo reads),
 the pure-Python packages the device lacks, and Python 3.12 wheels of MuJoCo,
 tokenizers, transformers 4.40.1, huggingface_hub and simplejpeg. The archive is
 cut into parts small enough to travel beside the checkout (``--part-mib``,
-default 24), one ignored folder each, ``.devsim1/`` to ``.devsimN/``, each with
+default 16: parts of 16.1 MiB travelled on 8 December 2026, parts of 24 MiB
+were refused as over the 64 MiB a call may carry), one ignored folder each, ``.devsim1/`` to ``.devsimN/``, each with
 ``dev.sh`` (``scripts/device_sim_setup.sh``).
 
 On the lent machine, one call per folder in quick succession (a machine goes
@@ -88,7 +89,7 @@ def wanted(relative: str, full: str, used: set[str], suite: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suite", default="libero_object")
-    parser.add_argument("--part-mib", type=float, default=24.0,
+    parser.add_argument("--part-mib", type=float, default=16.0,
                         help="largest part in MiB; a call carries one part beside the checkout, 64 MiB in all")
     args = parser.parse_args(argv)
     if SITE is None or not (SITE / "libero").is_dir():
