@@ -477,6 +477,37 @@ def validation_table(directory: Path = R / "v2" / "round2") -> str:
     return "\n".join(lines) + "\n"
 
 
+def arm_start_table(spec: Path = R / "v2" / "noisy-start" / "models.json") -> str:
+    """Each model three ways, task by task: fresh layouts with the arm at home, the same layouts with the
+    official states' arm start (both on this CPU, 8 layouts a task), and the 50 official states."""
+    lines = ["| model | starts | " + " | ".join(f"t{t}" for t in range(10)) + " | all |", "|---|---|" + "---:|" * 11]
+    for m in json.loads(spec.read_text()):
+        official = {t["task"]: (t["successes"], t["episodes"]) for t in
+                    json.loads((Path(m["official"]) / "suite.json").read_text())["tasks"]}
+        for label, key in (("fresh layouts, arm at home", "home"), ("the same layouts, official-like arm start", "start")):
+            rows = [json.loads(line) for line in Path(m[key]["file"]).read_text().splitlines() if line.strip()]
+            mine = [r for r in rows if r["model"] == m[key]["model"] and r["k"] < 8]
+            if not mine:
+                raise ValueError(f"{m[key]['file']}: no episodes of {m[key]['model']}")
+            cells = {t: (sum(r["success"] for r in mine if r["task"] == t), sum(r["task"] == t for r in mine))
+                     for t in range(10)}
+            lines.append(f"| {m['name']} | {label} | " + " | ".join(f"{s}/{n}" if n else "-" for s, n in cells.values())
+                         + f" | **{sum(s for s, _ in cells.values())}/{sum(n for _, n in cells.values())}** |")
+        lines.append(f"| {m['name']} | the 50 official states | " + " | ".join(f"{s}/{n}" for s, n in official.values())
+                     + f" | **{sum(s for s, _ in official.values())}/{sum(n for _, n in official.values())}** |")
+    return "\n".join(lines) + "\n"
+
+
+def layouts_table(path: Path = R / "v2" / "noisy-start" / "layouts.jsonl") -> str:
+    """Official states beside fresh layouts (``scripts/layout_stats.py``): objects, target, the gripper's start."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("layout_stats", Path(__file__).with_name("layout_stats.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.summary(path)
+
+
 def validation_by_layout(path: Path = R / "v2" / "round10" / "validation_before_fix.jsonl") -> str:
     """Successes of each model by validation layout index k (summed over the tasks): how the rendering bug showed."""
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -620,6 +651,8 @@ MAKERS = {
     "v2_round14_cpu.md": lambda: validation_table(R / "v2" / "round14" / "cpu"),
     "v2_round14_suite.md": lambda: candidate_suite(R / "v2" / "round14" / "suite-finetuned"),
     "v2_round15.md": lambda: validation_table(R / "v2" / "round15"),
+    "v2_layouts.md": layouts_table,
+    "v2_arm_start.md": arm_start_table,
     "grasp_tolerance.md": grasp_tolerance_table,
     "grasp_window.md": grasp_window_table,
     "speed_ab.md": speed_ab_table,

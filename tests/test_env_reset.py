@@ -74,3 +74,27 @@ def test_each_task_draws_its_own_scene_while_another_task_is_open(object_task):
         assert diff == 0, f"task 0 drew its scene {diff:.2f} grey levels differently with task 9 open"
         stepped_alone = other.step(WAIT)[0]["agentview_image"].copy()
     assert not np.array_equal(stepped_alone, beside), "two different scenes rendered the same image"
+
+
+def _arm_and_objects(task, obs: dict) -> tuple[np.ndarray, dict]:
+    joints = np.asarray(task.env.env.robots[0]._ref_joint_pos_indexes)
+    objects = {k: np.asarray(v) for k, v in obs.items() if k.endswith("_pos") and not k.startswith("robot")}
+    return task.env.env.sim.data.qpos[joints].copy(), objects
+
+
+def test_a_fresh_layout_starts_the_arm_as_the_official_states_do(object_task):
+    """Official states carry robosuite's default joint noise; a fresh layout draws the same kind from its seed."""
+    from vla_ch2 import conventions as C
+
+    home = np.asarray(object_task.env.env.robots[0].init_qpos)
+    official = np.array([_arm_and_objects(object_task, object_task.reset(init_index=k))[0] for k in range(12)]) - home
+    fresh = np.array([_arm_and_objects(object_task, object_task.reset(layout_seed=500 + k))[0] for k in range(12)]) - home
+    for name, offsets in (("official states", official), ("fresh layouts", fresh)):
+        spread = offsets.std()
+        assert 0.5 * C.START_JOINT_NOISE < spread < 1.5 * C.START_JOINT_NOISE, (
+            f"{name}: the arm's joints start {spread:.4f} rad from home on average, not about {C.START_JOINT_NOISE}")
+    again, objects_again = _arm_and_objects(object_task, object_task.reset(layout_seed=503))
+    assert np.array_equal(again - home, fresh[3]), "the same layout seed started the arm at another pose"
+    _, objects_other = _arm_and_objects(object_task, object_task.reset(layout_seed=504))
+    moved = [k for k in objects_again if not np.allclose(objects_again[k], objects_other[k])]
+    assert moved, "two layout seeds placed every object at the same spot"

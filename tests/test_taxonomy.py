@@ -45,7 +45,7 @@ def test_the_grading_fixtures_are_the_committed_drills(tmp_path, monkeypatch, sc
 @pytest.mark.parametrize("name", ["taxonomy.md", "drill_fixtures.md", "agreement.md", "image_path.md", "v2_round2.md",
                                   "v2_round3.md", "v2_round4.md", "v2_round5.md", "v2_round6.md", "v2_round7.md", "v2_round8.md",
                                   "v2_round9.md", "v2_round10_by_layout.md", "v2_round10.md", "v2_round11.md", "v2_round12.md", "v2_round12_suite.md", "v2_round13.md",
-                                  "v2_round13_heights.md", "v2_round13_cpu.md", "v2_round14.md", "v2_round14_cpu.md", "v2_round14_suite.md", "v2_round15.md",
+                                  "v2_round13_heights.md", "v2_round13_cpu.md", "v2_round14.md", "v2_round14_cpu.md", "v2_round14_suite.md", "v2_round15.md", "v2_layouts.md", "v2_arm_start.md",
                                   "grasp_tolerance.md",
                                   "grasp_window.md"])
 def test_the_generated_tables_are_current(name, monkeypatch, script):

@@ -50,6 +50,14 @@ CENTER_CROP_AREA = 0.9
 #: ``env.seed(0)`` after construction (LU: "seed seems to affect object
 #: positions even when using fixed initial state").
 ENV_SEED = 0
+#: Standard deviation (radians) of the gaussian noise on each arm joint of a
+#: fresh layout's starting pose: robosuite's ``"default"`` initialization
+#: noise, which LIBERO's scene classes use, so the official initial states
+#: carry it (libero_object: per-joint spread 0.009 to 0.029 rad over 12 states,
+#: the gripper's start 1.2 to 1.8 cm apart; ``scripts/layout_stats.py``).
+#: LIBERO's ``OffScreenRenderEnv`` builds its robot with no noise, so without
+#: this every fresh layout would start the arm at exactly the same pose.
+START_JOINT_NOISE = 0.02
 
 
 def rotate_180(image: np.ndarray) -> np.ndarray:

@@ -76,11 +76,18 @@ class LiberoTask:
         Index of the task inside the suite.
     resolution : int
         Render size of the agentview camera (OpenVLA: 256).
+    start_noise : float
+        Spread (radians) of the arm's starting joints in a fresh layout
+        (``reset(layout_seed=...)``); the official states' is
+        ``C.START_JOINT_NOISE``. 0 starts every fresh layout at the home pose,
+        as rounds 1 to 15 of the teaching model's demonstrations and
+        validation did.
     """
 
     suite: str
     task_id: int
     resolution: int = C.RENDER_SIZE
+    start_noise: float = C.START_JOINT_NOISE
     language: str = field(init=False)
     init_states: np.ndarray = field(init=False, repr=False)
     env: object = field(init=False, repr=False)
@@ -116,17 +123,35 @@ class LiberoTask:
 
         ``init_index`` selects official initial state ``init_index`` (what
         evaluation uses). ``layout_seed`` instead lets LIBERO sample a new
-        placement (what demonstrations use, so evaluation states stay unseen).
+        placement (what demonstrations use, so evaluation states stay unseen)
+        and starts the arm as the official states do (:meth:`_arm_start`).
         """
         self._render_here()
         if layout_seed is not None:
             self.env.seed(layout_seed)
-            obs = self._reset_simulator()
+            self._reset_simulator()
             self.env.seed(C.ENV_SEED)
-            return obs
+            return self.env.set_init_state(self._arm_start(layout_seed))
         self._reset_simulator()
         index = int(init_index or 0) % len(self.init_states)
         return self.env.set_init_state(self.init_states[index])
+
+    def _arm_start(self, layout_seed: int) -> np.ndarray:
+        """The sampled layout as a flat simulator state, the arm's joints moved as the official states' are.
+
+        The official initial states start the arm at its home pose plus
+        gaussian noise of ``C.START_JOINT_NOISE`` per joint; a fresh layout
+        gets the same kind of start (``start_noise``), drawn from its own seed (the objects'
+        placement is LIBERO's, unchanged). The state then goes through
+        ``set_init_state``, as an official state does.
+        """
+        base = self.env.env
+        state = base.sim.get_state().flatten()
+        rng = np.random.default_rng(layout_seed)
+        for robot in base.robots:
+            joints = np.asarray(robot._ref_joint_pos_indexes)
+            state[1 + joints] = np.asarray(robot.init_qpos) + rng.normal(0.0, self.start_noise, len(joints))
+        return state
 
     def _reset_simulator(self) -> dict:
         """robosuite's soft reset, cleared of the two things it would carry over from the last episode.

@@ -1,7 +1,9 @@
 """Demonstrations for the teaching model, prepared the way OpenVLA's LIBERO data was.
 
 The scripted expert runs on fresh layouts that LIBERO samples at reset (never
-the 50 official initial states, which are kept for evaluation). As in
+the 50 official initial states, which are kept for evaluation), the arm
+starting as in the official states (``LiberoTask.reset``; at the home pose
+itself until round 15). As in
 OpenVLA's regenerated LIBERO datasets, no-op steps are removed, failed demos
 are dropped and frames are rotated 180 degrees. The frames then go through the
 loop's own image path (JPEG round trip, Lanczos to 224) and the teaching

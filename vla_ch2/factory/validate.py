@@ -5,7 +5,10 @@ tune it to the very episodes the suite sweep then reports. Candidates are
 compared here instead on layouts LIBERO samples at reset from seeds of their
 own (``VALIDATION_SEED_BASE`` on; demonstrations use ``LAYOUT_SEED_BASE`` =
 100000 to 109999), with the chapter's loop unchanged: only ``reset`` is
-redirected.
+redirected. A fresh layout starts the arm as the official states do, at its
+home pose plus ``conventions.START_JOINT_NOISE`` per joint; until round 15 it
+started at the home pose itself, and the scores of a candidate that is fragile
+to where the arm starts did not carry over to the official states.
 
     python -m vla_ch2.factory.validate --models DIR_A DIR_B --tasks 0-9 --per-task 6 --workers 2 --out val.jsonl
 
