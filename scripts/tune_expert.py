@@ -1,7 +1,8 @@
 """Try grasp heights for the scripted expert on fresh LIBERO-Object layouts.
 
-Usage: python scripts/tune_expert.py TASK [TASK ...] --dz 0.0 0.02 --layouts 2
-Prints success and steps per (task, grasp height, layout seed).
+Usage: python scripts/tune_expert.py TASK [TASK ...] [--dz 0.0 0.02] --layouts 2
+Prints success and steps per (task, grasp height, layout seed); without --dz, the
+committed expert (each object's GRASP_DZ), printed as dz "committed".
 """
 import argparse
 import numpy as np
@@ -11,7 +12,7 @@ from vla_ch2 import conventions as C
 
 p = argparse.ArgumentParser()
 p.add_argument("tasks", type=int, nargs="+")
-p.add_argument("--dz", type=float, nargs="+", default=[0.0])
+p.add_argument("--dz", type=float, nargs="+", default=[None])
 p.add_argument("--layouts", type=int, default=2)
 p.add_argument("--first-layout", type=int, default=1000)
 p.add_argument("--max-steps", type=int, default=280)
@@ -27,12 +28,14 @@ for t in a.tasks:
             for _ in range(C.NUM_WAIT_STEPS):
                 obs, *_ = task.step(C.WAIT_ACTION)
             z0 = obs[f"{target}_pos"][2]
-            cfg = ExpertConfig(); cfg.grasp_dz[target.rsplit("_",1)[0]] = dz
+            cfg = ExpertConfig()
+            if dz is not None:
+                cfg.grasp_dz[target.rsplit("_",1)[0]] = dz
             ex = ScriptedExpert(target, cfg)
             done = False
             for s in range(a.max_steps):
                 obs, r, done, info = task.step(ex.act(obs))
                 if done: break
             res.append((bool(done), s + 1, ex.phase, round(float(z0), 3)))
-        print(t, target, dz, res, flush=True)
+        print(t, target, "committed" if dz is None else dz, res, flush=True)
     task.close()
