@@ -2,7 +2,7 @@
 # under /tmp/site, rendering through NVIDIA's EGL. Idempotent. Each call stashes the parts it carries (.devsimK/);
 # the call that completes the set of @PARTS@ unpacks them.
 mkdir -p /tmp/stash
-for part in .devsim[0-9]*/devpart.*; do [ -f "$part" ] && cp -n "$part" /tmp/stash/; done
+for part in .devsim[0-9]*/devpart.*; do [ -f "$part" ] && [ ! -f "/tmp/stash/${part##*/}" ] && cp "$part" /tmp/stash/; done
 if [ ! -f /tmp/site/.ready ] && [ "$(ls /tmp/stash/devpart.* 2>/dev/null | wc -l)" -eq @PARTS@ ]; then
   for f in .gl/*.deb; do [ -f "$f" ] && dpkg -x "$f" /; done; ldconfig
   cat /tmp/stash/devpart.* > /tmp/bundle.tar && mkdir -p /tmp/b && tar xf /tmp/bundle.tar -C /tmp/b \

@@ -28,8 +28,9 @@ def _yaw(quat) -> float:
 
 def scene(obs: dict, target: str) -> dict:
     """Every object's (x, y), the target's heading and the gripper's start, from a LIBERO observation."""
-    objects = {k[:-4]: [round(float(v[0]), 4), round(float(v[1]), 4)] for k, v in obs.items()
-               if k.endswith("_pos") and not k.startswith("robot") and "_to_" not in k}
+    from replay_objects import object_positions  # this folder's: which observation keys are objects
+
+    objects = {name: [round(float(v[0]), 4), round(float(v[1]), 4)] for name, v in object_positions(obs).items()}
     return {"objects": objects, "target": target, "target_yaw": round(_yaw(obs[f"{target}_quat"]), 1),
             "gripper": [round(float(v), 4) for v in obs["robot0_eef_pos"]]}
 

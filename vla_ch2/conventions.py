@@ -53,8 +53,8 @@ ENV_SEED = 0
 #: Standard deviation (radians) of the gaussian noise on each arm joint of a
 #: fresh layout's starting pose: robosuite's ``"default"`` initialization
 #: noise, which LIBERO's scene classes use, so the official initial states
-#: carry it (libero_object: per-joint spread 0.009 to 0.029 rad over 12 states,
-#: the gripper's start 1.2 to 1.8 cm apart; ``scripts/layout_stats.py``).
+#: carry it (libero_object, 50 states a task: the gripper starts 1.8 to 2.4 cm,
+#: root mean square, from its mean position; ``scripts/layout_stats.py``).
 #: LIBERO's ``OffScreenRenderEnv`` builds its robot with no noise, so without
 #: this every fresh layout would start the arm at exactly the same pose.
 START_JOINT_NOISE = 0.02
