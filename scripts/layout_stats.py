@@ -89,9 +89,20 @@ def summary(path: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _task_ids(text: str) -> list[int]:
+    """``--tasks``: comma-separated ids of libero_object's ten tasks."""
+    try:
+        ids = [int(t) for t in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of task ids, e.g. 0,8") from None
+    if not all(0 <= t <= 9 for t in ids):
+        raise argparse.ArgumentTypeError(f"{text!r}: libero_object's tasks are 0 to 9")
+    return ids
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--tasks", default="0,8", help="comma-separated task ids")
+    p.add_argument("--tasks", default="0,8", type=_task_ids, help="comma-separated task ids of libero_object, 0 to 9")
     p.add_argument("--count", type=int, default=50)
     p.add_argument("--out", type=Path)
     p.add_argument("--summary", type=Path, help="print the table of a file this script wrote")
@@ -99,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.summary:
         print(summary(args.summary), end="")
     elif args.out:
-        collect([int(t) for t in args.tasks.split(",")], args.count, args.out)
+        collect(args.tasks, args.count, args.out)
     else:
         p.error("give --out FILE to collect, or --summary FILE to tabulate")
     return 0
