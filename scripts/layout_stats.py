@@ -47,7 +47,8 @@ def collect(tasks: list[int], count: int, out: Path) -> None:
     from vla_ch2.factory.validate import layout_base
 
     quiet_robosuite()
-    with out.open("w") as f:
+    partial = out.with_name(out.name + ".partial")  # renamed to ``out`` only once every task is written
+    with partial.open("w") as f:
         for t in tasks:
             with LiberoTask("libero_object", t) as task:
                 target = task.env.env.obj_of_interest[0]
@@ -62,6 +63,7 @@ def collect(tasks: list[int], count: int, out: Path) -> None:
                         f.write(json.dumps({"task": t, "kind": kind, "k": k, **scene(obs, target)}) + "\n")
             print(f"task {t}: {count} official states and {count} validation layouts, two arm starts",
                   file=sys.stderr)
+    partial.replace(out)
 
 
 def spread(rows: list[dict]) -> float:
